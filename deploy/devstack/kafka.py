@@ -1,0 +1,150 @@
+"""A real single-node Apache Kafka (KRaft) broker from Maven Central jars, no Docker.
+
+``mvn dependency:copy-dependencies`` on ``deploy/kafka/pom.xml`` fetches the broker
+once into the cache; each stack then formats its own log directory and runs
+``kafka.Kafka`` as a detached JVM on loopback.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from string import Template
+
+from adapters.kafka_admin import wait_until_reachable
+from deploy.devstack.paths import DEPLOY_DIR, cache_dir
+from deploy.devstack.processes import ManagedProcess
+
+POM = DEPLOY_DIR / "kafka" / "pom.xml"
+LOG4J2_CONFIG = DEPLOY_DIR / "kafka" / "log4j2.properties"
+SERVER_TEMPLATE = DEPLOY_DIR / "kafka" / "server.properties.template"
+JVM_OPTIONS = ("-Xms256m", "-Xmx768m", "-XX:+UseG1GC", "-Djava.awt.headless=true")
+
+
+def kafka_version() -> str:
+    match = re.search(r"<kafka\.version>([^<]+)</kafka\.version>", POM.read_text())
+    if match is None:
+        raise RuntimeError(f"{POM} does not pin <kafka.version>")
+    return match.group(1)
+
+
+def ensure_jars() -> Path:
+    """Fetch the broker jars unless the cache has them; return the jar folder."""
+    # Keyed by the pom's content, so a changed pom fetches afresh instead of mixing jars.
+    pom_digest = hashlib.sha256(POM.read_bytes()).hexdigest()[:12]
+    libs = cache_dir() / f"kafka-{kafka_version()}-{pom_digest}" / "libs"
+    complete_marker = libs / ".complete"
+    if complete_marker.exists():
+        return libs
+    if shutil.which("mvn") is None or shutil.which("java") is None:
+        raise RuntimeError("Java 17+ and Maven are needed to fetch Kafka (apt-get install maven)")
+    libs.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(
+        [
+            "mvn",
+            "-q",
+            "-B",
+            "-Dstyle.color=never",
+            "-f",
+            str(POM),
+            "dependency:copy-dependencies",
+            f"-DoutputDirectory={libs}",
+            f"-Dmaven.repo.local={cache_dir() / 'm2'}",
+            "-DincludeScope=runtime",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"fetching Kafka jars failed:\n{result.stdout}{result.stderr}")
+    complete_marker.touch()
+    return libs
+
+
+@dataclass(frozen=True)
+class KafkaNode:
+    """One combined broker+controller whose data lives in ``state_dir/kafka``."""
+
+    state_dir: Path
+    port: int
+    controller_port: int
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def home(self) -> Path:
+        return self.state_dir / "kafka"
+
+    @property
+    def process(self) -> ManagedProcess:
+        return ManagedProcess("kafka", self.state_dir)
+
+    def start(self, timeout: float = 90.0) -> None:
+        """Start the broker (formatting storage on first use) and wait until it answers."""
+        libs = ensure_jars()
+        config = self._write_config()
+        if not (self.home / "data" / "meta.properties").exists():
+            self._format_storage(libs, config)
+        self.process.start(
+            self._java(libs, "kafka.Kafka", str(config)), env=_java_env(), cwd=self.home
+        )
+        try:
+            wait_until_reachable(self.bootstrap_servers, timeout=timeout)
+        except TimeoutError as error:
+            raise RuntimeError(f"{error}; see {self.process.log_file}") from error
+
+    def stop(self) -> bool:
+        # A controlled shutdown flushes the log; 30 s is generous for a dev broker.
+        return self.process.stop(timeout=30.0)
+
+    def _write_config(self) -> Path:
+        self.home.mkdir(parents=True, exist_ok=True)
+        config = self.home / "server.properties"
+        config.write_text(
+            Template(SERVER_TEMPLATE.read_text()).substitute(
+                port=self.port,
+                controller_port=self.controller_port,
+                log_dir=self.home / "data",
+            )
+        )
+        return config
+
+    def _format_storage(self, libs: Path, config: Path) -> None:
+        cluster_id = _kafka_uuid()
+        argv = self._java(libs, "kafka.tools.StorageTool", "format", "--standalone")
+        argv += ["--cluster-id", cluster_id, "--config", str(config), "--ignore-formatted"]
+        result = subprocess.run(argv, env=_java_env(), capture_output=True, text=True)
+        if result.returncode != 0:
+            raise RuntimeError(f"formatting Kafka storage failed:\n{result.stdout}{result.stderr}")
+
+    @staticmethod
+    def _java(libs: Path, main_class: str, *args: str) -> list[str]:
+        return [
+            "java",
+            *JVM_OPTIONS,
+            f"-Dlog4j2.configurationFile={LOG4J2_CONFIG}",
+            "-cp",
+            f"{libs}/*",
+            main_class,
+            *args,
+        ]
+
+
+def _kafka_uuid() -> str:
+    """A cluster id in Kafka's format: a random UUID, URL-safe base64 without padding."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+def _java_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("JAVA_TOOL_OPTIONS", None)
+    return env
