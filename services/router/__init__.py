@@ -1,0 +1,1 @@
+"""Router: assigns each submitted referral to the welfare organisation serving its municipality."""

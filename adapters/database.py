@@ -1,0 +1,68 @@
+"""PostgreSQL access: engines, migrations applied at start, a health probe."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.exc import SQLAlchemyError
+
+MIGRATIONS = Path(__file__).resolve().parent / "ledger" / "migrations"
+
+
+def sqlalchemy_url(url: str) -> str:
+    """Accept plain ``postgresql://`` URLs too; Brug drives PostgreSQL with psycopg 3."""
+    for plain in ("postgresql://", "postgres://"):
+        if url.startswith(plain):
+            return "postgresql+psycopg://" + url.removeprefix(plain)
+    return url
+
+
+def make_engine(url: str) -> Engine:
+    return create_engine(sqlalchemy_url(url), pool_pre_ping=True)
+
+
+def _alembic_config(url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", sqlalchemy_url(url).replace("%", "%%"))
+    return config
+
+
+def migrate(url: str) -> str:
+    """Bring the schema to the newest revision; return that revision."""
+    config = _alembic_config(url)
+    command.upgrade(config, "head")
+    return head_revision()
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(_alembic_config("postgresql://unused")).get_current_head()
+    if head is None:
+        raise RuntimeError(f"no migrations found in {MIGRATIONS}")
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def database_health(url: str) -> tuple[bool, str]:
+    """(reachable and migrated, detail); never raises."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        revision = current_revision(engine)
+    except SQLAlchemyError as error:
+        return False, f"unreachable: {type(error).__name__}"
+    finally:
+        engine.dispose()
+    if revision != head_revision():
+        return False, f"schema at {revision}, expected {head_revision()} (run migrations)"
+    return True, f"ok (schema {revision})"

@@ -1,0 +1,1 @@
+"""The referral ledger in PostgreSQL: schema (tables.py), migrations, and the repository."""

@@ -1,0 +1,128 @@
+"""structlog JSON logging for every service, with personal data redacted on the way out.
+
+Redaction is defence in depth: code should not log personal data at all, but a
+stray ``repr`` of a payload or a library's error message must not leak a BSN,
+name or address into log storage that has no retention rule.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+
+REDACTED = "[redacted]"
+
+# Keys whose values are personal data wherever they appear (FHIR, zib and our own names).
+SENSITIVE_KEYS = frozenset(
+    {
+        "bsn", "name", "names", "given", "family", "prefix", "initials", "naam",
+        "voornaam", "achternaam", "patient_name", "address", "adres", "line", "street",
+        "straat", "house_number", "huisnummer", "postcode", "postal_code", "postalcode",
+        "city", "woonplaats", "phone", "telephone", "telefoon", "telecom", "email",
+        "e_mail", "birth_date", "birthdate", "date_of_birth", "geboortedatum", "note",
+        "text", "patient_instruction", "free_text",
+    }
+)
+
+_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    # BSN-like: nine digits, optionally grouped as 123.456.789 or 1234 56 789.
+    (re.compile(r"(?<![\d-])\d{3}[.\s]?\d{3}[.\s]?\d{3}(?![\d-])"), "[bsn]"),
+    (re.compile(r"(?<![\d-])\d{4}[.\s]?\d{2}[.\s]?\d{3}(?![\d-])"), "[bsn]"),
+    (re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+"), "[email]"),
+    (re.compile(r"(?<!\w)(\+31|0031|0)[\s-]?[1-9](?:[\s-]?\d){8}(?!\d)"), "[phone]"),
+    # Dutch postcode: four digits (not starting with 0), two capitals.
+    (re.compile(r"\b[1-9]\d{3}\s?(?!SA|SD|SS)[A-Z]{2}\b"), "[postcode]"),
+    # Street and house number: "Kerkstraat 12", "Van Woustraat 3-hs", "Lange Haven 4a".
+    (
+        re.compile(
+            r"\b[A-Z][\w'-]*(?:\s[A-Z]?[\w'-]+)*?"
+            r"(?:straat|laan|weg|plein|gracht|kade|dijk|singel|hof|pad|dreef|steeg|haven|markt)"
+            r"\s+\d+(?:\s?[-a-zA-Z]{1,3})?\b"
+        ),
+        "[address]",
+    ),
+    # A name after a Dutch or English form of address: "mevrouw De Vries", "dhr. J. Jansen".
+    (
+        re.compile(
+            r"\b(?:mevrouw|mevr\.|mw\.|meneer|de heer|dhr\.|mr\.|mrs\.|ms\.)\s+"
+            r"(?:[A-Z]\.\s?)*(?:(?:van|de|der|den|ter|ten|het|la)\s+)*[A-Z][\w'-]+",
+            re.IGNORECASE,
+        ),
+        "[name]",
+    ),
+)
+
+
+def redact_text(text: str) -> str:
+    for pattern, replacement in _PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def _redact(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, Mapping):
+        return {
+            key: REDACTED if str(key).lower() in SENSITIVE_KEYS else _redact(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list | tuple | set):
+        return [_redact(item) for item in value]
+    return value
+
+
+def redact_personal_data(
+    _logger: Any, _method: str, event_dict: structlog.typing.EventDict
+) -> structlog.typing.EventDict:
+    """structlog processor: blank sensitive keys, mask BSN/postcode/phone/email/address/name."""
+    return _redact(event_dict)  # type: ignore[no-any-return]
+
+
+def _shared_processors() -> list[structlog.typing.Processor]:
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+        redact_personal_data,
+    ]
+
+
+def configure_logging(service: str, level: str = "INFO", log_format: str = "json") -> None:
+    """Send structlog and stdlib logging (FastStream, aiokafka) through one redacting pipeline."""
+    renderer: structlog.typing.Processor = (
+        structlog.processors.JSONRenderer()
+        if log_format == "json"
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[
+            *_shared_processors(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[
+                structlog.stdlib.ExtraAdder(),
+                *_shared_processors(),
+            ],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    structlog.contextvars.bind_contextvars(service=service)

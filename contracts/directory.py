@@ -1,0 +1,62 @@
+"""The welfare directory file format: which organisation serves which municipality, and how
+it receives referrals. Operators maintain the file; services validate it at start."""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from contracts.events.referral import MUNICIPALITY_CODE_PATTERN
+from contracts.topics import ORGANISATION_ID_PATTERN
+
+
+class DeliveryChannel(StrEnum):
+    KAFKA = "kafka"
+    WEBHOOK = "webhook"
+
+
+class WelfareOrganisation(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=ORGANISATION_ID_PATTERN, description="Stable id, used in topic names.")
+    name: str = Field(min_length=1)
+    municipalities: list[str] = Field(min_length=1)
+    delivery: DeliveryChannel = DeliveryChannel.KAFKA
+
+    @model_validator(mode="after")
+    def _municipality_codes(self) -> Self:
+        bad = [c for c in self.municipalities if not re.fullmatch(MUNICIPALITY_CODE_PATTERN, c)]
+        if bad:
+            raise ValueError(f"not CBS municipality codes (GMxxxx): {bad}")
+        return self
+
+
+class WelfareDirectory(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: str = Field(min_length=1, description="Bumped by the operator on every change.")
+    organisations: list[WelfareOrganisation] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _one_organisation_per_municipality(self) -> Self:
+        seen_ids: set[str] = set()
+        served_by: dict[str, str] = {}
+        for organisation in self.organisations:
+            if organisation.id in seen_ids:
+                raise ValueError(f"organisation id {organisation.id!r} appears twice")
+            seen_ids.add(organisation.id)
+            for code in organisation.municipalities:
+                if code in served_by:
+                    raise ValueError(
+                        f"{code} is served by both {served_by[code]!r} and {organisation.id!r}"
+                    )
+                served_by[code] = organisation.id
+        return self
+
+    def organisation_for(self, municipality_code: str) -> WelfareOrganisation | None:
+        return next(
+            (org for org in self.organisations if municipality_code in org.municipalities), None
+        )

@@ -1,0 +1,14 @@
+"""Event payloads, one module per flow. ``EVENT_TYPES`` lists every published type."""
+
+from contracts.events.deadletter import DeadLetter
+from contracts.events.referral import ReferralCreated, ReferralStatusChanged, ReferralSubmitted
+
+EVENT_TYPES = (ReferralSubmitted, ReferralCreated, ReferralStatusChanged, DeadLetter)
+
+__all__ = [
+    "EVENT_TYPES",
+    "DeadLetter",
+    "ReferralCreated",
+    "ReferralStatusChanged",
+    "ReferralSubmitted",
+]

@@ -1,0 +1,66 @@
+"""Referral events. None carries personal data: names, contact details and free text
+stay in the ledger and are fetched by the assigned organisation (notified pull)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import ClassVar
+from uuid import UUID
+
+from pydantic import Field
+
+from contracts.cloudevents import EventData
+from contracts.codes import AgeBand, ReferralStatus, Urgency, WorTheme
+from contracts.topics import ORGANISATION_ID_PATTERN
+
+MUNICIPALITY_CODE_PATTERN = r"^GM[0-9]{4}$"
+
+
+class ReferralSubmitted(EventData):
+    """A GP referral accepted at the medical edge and stored, not yet routed."""
+
+    EVENT_TYPE: ClassVar[str] = "nl.brug.referral.submitted.v1"
+
+    referral_id: UUID
+    municipality_code: str = Field(pattern=MUNICIPALITY_CODE_PATTERN, examples=["GM0363"])
+    themes: list[WorTheme] = Field(min_length=1)
+    age_band: AgeBand
+    urgency: Urgency = Urgency.ROUTINE
+    submitted_at: datetime
+
+    def subject(self) -> str:
+        return str(self.referral_id)
+
+
+class ReferralCreated(EventData):
+    """A referral assigned to a welfare organisation: what its case system receives."""
+
+    EVENT_TYPE: ClassVar[str] = "nl.brug.referral.created.v1"
+
+    referral_id: UUID
+    organisation_id: str = Field(pattern=ORGANISATION_ID_PATTERN)
+    municipality_code: str = Field(pattern=MUNICIPALITY_CODE_PATTERN)
+    themes: list[WorTheme] = Field(min_length=1)
+    age_band: AgeBand
+    urgency: Urgency
+    submitted_at: datetime
+    routed_at: datetime
+    details_url: str = Field(description="Where the case system fetches the personal details.")
+
+    def subject(self) -> str:
+        return str(self.referral_id)
+
+
+class ReferralStatusChanged(EventData):
+    """A referral moved to a new status (first cut; the feedback path refines it)."""
+
+    EVENT_TYPE: ClassVar[str] = "nl.brug.referral.status-changed.v1"
+
+    referral_id: UUID
+    organisation_id: str = Field(pattern=ORGANISATION_ID_PATTERN)
+    status: ReferralStatus
+    occurred_at: datetime
+    reason_code: str | None = Field(default=None, max_length=64)
+
+    def subject(self) -> str:
+        return str(self.referral_id)

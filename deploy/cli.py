@@ -1,0 +1,84 @@
+"""``brug``: the command line for developers and operators."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from deploy.devstack.paths import default_state_dir
+
+app = typer.Typer(help="Brug: GP referrals to the social domain and back.", no_args_is_help=True)
+dev = typer.Typer(help="Run the whole stack as local processes.", no_args_is_help=True)
+contracts_cli = typer.Typer(help="The published contract files.", no_args_is_help=True)
+app.add_typer(dev, name="dev")
+app.add_typer(contracts_cli, name="contracts")
+
+StateDir = Annotated[
+    Path | None,
+    typer.Option(help="Folder for data, logs and pid files (default .brug/ or BRUG_STATE_DIR)."),
+]
+
+
+def _stack(state_dir: Path | None):  # type: ignore[no-untyped-def]
+    from deploy.devstack.stack import DevStack, StackConfig
+
+    return DevStack(StackConfig.from_environment((state_dir or default_state_dir()).resolve()))
+
+
+@dev.command("up")
+def dev_up(state_dir: StateDir = None) -> None:
+    """Start Kafka, PostgreSQL and every service (idempotent: restarts what is down)."""
+    stack = _stack(state_dir)
+    stack.up()
+    _print_status(stack.status())
+    typer.echo(f"logs: {stack.config.state_dir / 'logs'}")
+
+
+@dev.command("down")
+def dev_down(state_dir: StateDir = None) -> None:
+    """Stop every service, then Kafka and PostgreSQL (data is kept)."""
+    stopped = _stack(state_dir).down()
+    typer.echo("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+
+
+@dev.command("status")
+def dev_status(
+    state_dir: StateDir = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Health of the broker, the database and each service; exit 1 if anything is unhealthy."""
+    statuses = _stack(state_dir).status()
+    if as_json:
+        typer.echo(json.dumps([status.__dict__ for status in statuses], indent=2))
+    else:
+        _print_status(statuses)
+    if not all(status.healthy for status in statuses):
+        raise typer.Exit(1)
+
+
+@app.command("demo")
+def demo(state_dir: StateDir = None) -> None:
+    """Push a sample referral through the running stack and show what the organisation got."""
+    from deploy.demo import describe, run_demo
+
+    typer.echo(describe(run_demo(_stack(state_dir).bootstrap_servers)))
+
+
+@contracts_cli.command("generate")
+def contracts_generate() -> None:
+    """Write JSON Schemas, examples and AsyncAPI documents from the models."""
+    from deploy.contract_files import write_contract_files
+
+    for path in write_contract_files():
+        typer.echo(f"wrote {path}")
+
+
+def _print_status(statuses) -> None:  # type: ignore[no-untyped-def]
+    width = max(len(status.name) for status in statuses)
+    for status in statuses:
+        mark = "healthy  " if status.healthy else "UNHEALTHY"
+        pid = f" pid {status.pid}" if status.pid else ""
+        typer.echo(f"{status.name:<{width}}  {mark} {status.detail}{pid}")

@@ -1,0 +1,4 @@
+from adapters.runtime import run
+from services.router.app import app
+
+run(app)
