@@ -22,6 +22,15 @@ StateDir = Annotated[
 ]
 
 
+def main() -> None:
+    """Entry point: operational failures end with one readable line, not a traceback."""
+    try:
+        app()
+    except (RuntimeError, TimeoutError, OSError) as error:
+        typer.echo(f"brug: {error}", err=True)
+        raise SystemExit(1) from None
+
+
 def _stack(state_dir: Path | None):  # type: ignore[no-untyped-def]
     from deploy.devstack.stack import DevStack, StackConfig
 

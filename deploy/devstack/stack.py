@@ -102,23 +102,31 @@ class DevStack:
 
     def up(self, timeout: float = 60.0) -> None:
         self.up_infrastructure()
-        log_offsets = {name: self._log_size(name) for name in self.services}
-        for name in self.services:
+        self.start_services(timeout)
+
+    def start_services(self, timeout: float = 60.0) -> None:
+        """Start every service that is not running and wait until each consumes."""
+        starting = [name for name in self.services if not self.service_process(name).is_running()]
+        log_offsets = {name: self._log_size(name) for name in starting}
+        for name in starting:
             self.service_process(name).start(
                 [sys.executable, "-m", f"services.{name}"],
                 env=self.service_environment(name),
                 cwd=REPO_ROOT,
             )
-        for name in self.services:
+        for name in starting:
             self._wait_until_serving(name, log_offsets[name], timeout)
 
     def down(self) -> list[str]:
-        stopped = [name for name in self.services if self.service_process(name).stop()]
+        stopped = self.stop_services()
         if self.config.external_kafka is None and self.kafka.stop():
             stopped.append("kafka")
         if self.config.external_database is None and self.postgres.stop():
             stopped.append("postgres")
         return stopped
+
+    def stop_services(self) -> list[str]:
+        return [name for name in self.services if self.service_process(name).stop()]
 
     def status(self) -> list[ComponentStatus]:
         kafka = broker_health(self.bootstrap_servers)

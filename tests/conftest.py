@@ -1,0 +1,94 @@
+"""Real infrastructure for the integration tests: Apache Kafka and PostgreSQL.
+
+Order of preference, per component:
+- ``KAFKA_BOOTSTRAP_SERVERS`` / ``BRUG_DATABASE_URL``: an existing cluster/server;
+- Kafka only: testcontainers' Kafka container where a Docker engine answers;
+- otherwise the project's own jar-based KRaft node and PostgreSQL cluster, started
+  here on free ports in a throw-away folder and stopped at the end of the session.
+Nothing is started unless a test asks for it, so ``pytest tests/unit`` needs neither.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from adapters.database import migrate
+from adapters.kafka_admin import TopicSpec, ensure_topics
+from adapters.directory import load_directory
+from contracts.topics import all_topics
+from deploy.devstack.kafka import KafkaNode
+from deploy.devstack.postgres import PostgresCluster
+from deploy.devstack.stack import DEFAULT_DIRECTORY
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _docker_engine_available() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    result = subprocess.run(["docker", "info"], capture_output=True, timeout=20, check=False)
+    return result.returncode == 0
+
+
+@pytest.fixture(scope="session")
+def infrastructure_dir() -> Iterator[Path]:
+    # Not pytest's tmp_path: that is mode 0700, and PostgreSQL runs as another user.
+    folder = Path(tempfile.mkdtemp(prefix="brug-tests-"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(infrastructure_dir: Path) -> Iterator[str]:
+    if external := os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        yield external
+    elif _docker_engine_available():
+        from testcontainers.kafka import KafkaContainer
+
+        with KafkaContainer("apache/kafka:4.1.1").with_kraft() as container:
+            yield container.get_bootstrap_server()
+    else:
+        node = KafkaNode(infrastructure_dir, free_port(), free_port())
+        node.start()
+        try:
+            yield node.bootstrap_servers
+        finally:
+            node.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_topics(kafka_bootstrap: str) -> str:
+    """The broker with every topic of the sample directory created."""
+    organisation_ids = [org.id for org in load_directory(DEFAULT_DIRECTORY).organisations]
+    ensure_topics(kafka_bootstrap, [TopicSpec(name) for name in all_topics(organisation_ids)])
+    return kafka_bootstrap
+
+
+@pytest.fixture(scope="session")
+def database_url(infrastructure_dir: Path) -> Iterator[str]:
+    if external := os.environ.get("BRUG_DATABASE_URL"):
+        migrate(external)
+        yield external
+        return
+    cluster = PostgresCluster(infrastructure_dir, free_port())
+    cluster.start()
+    try:
+        migrate(cluster.url)
+        yield cluster.url
+    finally:
+        with contextlib.suppress(RuntimeError):
+            cluster.stop()

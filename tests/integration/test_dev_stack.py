@@ -1,0 +1,97 @@
+"""``brug dev up/status/down`` as a developer runs them, including a broker crash."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from contracts import topics
+from deploy.devstack.processes import ManagedProcess
+from tests.conftest import free_port
+from tests.helpers import wait_for_record
+
+pytestmark = pytest.mark.integration
+
+BRUG = str(Path(sys.executable).parent / "brug")
+
+
+@pytest.fixture(scope="module")
+def stack_env() -> Iterator[dict[str, str]]:
+    state_dir = Path(tempfile.mkdtemp(prefix="brug-devstack-"))
+    state_dir.chmod(0o755)
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"KAFKA_BOOTSTRAP_SERVERS", "BRUG_KAFKA_BOOTSTRAP_SERVERS", "BRUG_DATABASE_URL"}
+    }
+    kafka_port = free_port()
+    env |= {
+        "BRUG_STATE_DIR": str(state_dir),
+        "BRUG_KAFKA_PORT": str(kafka_port),
+        "BRUG_KAFKA_CONTROLLER_PORT": str(free_port()),
+        "BRUG_POSTGRES_PORT": str(free_port()),
+        "TEST_BOOTSTRAP": f"127.0.0.1:{kafka_port}",
+    }
+    yield env
+    subprocess.run([BRUG, "dev", "down"], env=env, capture_output=True, check=False)
+    shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def brug(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([BRUG, *args], env=env, capture_output=True, text=True, timeout=300)
+
+
+def statuses(env: dict[str, str]) -> dict[str, bool]:
+    result = brug(env, "dev", "status", "--json")
+    return {item["name"]: item["healthy"] for item in json.loads(result.stdout)}
+
+
+def processes_mentioning(text: str) -> list[str]:
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            arguments = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in arguments:
+            found.append(arguments)
+    return found
+
+
+def test_up_status_crash_recovery_and_down(stack_env: dict[str, str]) -> None:
+    state_dir = Path(stack_env["BRUG_STATE_DIR"])
+
+    up = brug(stack_env, "dev", "up")
+    assert up.returncode == 0, up.stderr
+    assert statuses(stack_env) == {"kafka": True, "postgres": True, "router": True}
+
+    demo = brug(stack_env, "demo")
+    assert demo.returncode == 0, demo.stderr
+    referral_id = demo.stdout.split()[1]
+    assert f"delivered on {topics.social_referrals('dynamo-amsterdam')}" in demo.stdout
+
+    ManagedProcess("kafka", state_dir).kill()  # a crash: SIGKILL, no clean shutdown
+    assert statuses(stack_env)["kafka"] is False
+    assert brug(stack_env, "dev", "status").returncode == 1
+
+    again = brug(stack_env, "dev", "up")
+    assert again.returncode == 0, again.stderr
+    assert statuses(stack_env) == {"kafka": True, "postgres": True, "router": True}
+    wait_for_record(
+        stack_env["TEST_BOOTSTRAP"],
+        topics.social_referrals("dynamo-amsterdam"),
+        lambda record: record.key == referral_id.encode(),
+    )
+
+    down = brug(stack_env, "dev", "down")
+    assert down.returncode == 0, down.stderr
+    assert processes_mentioning(str(state_dir)) == []
+    assert not ManagedProcess("router", state_dir).is_running()

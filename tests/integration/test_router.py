@@ -1,0 +1,126 @@
+"""The router as a real process against the real broker: consume, route, publish, dead-letter."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from contracts import topics
+from contracts.cloudevents import CloudEvent
+from contracts.codes import AgeBand, WorTheme
+from contracts.events import DeadLetter, ReferralCreated, ReferralSubmitted
+from deploy.devstack.stack import DevStack, StackConfig
+from tests.helpers import produce, records_with_key, wait_for_record
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def router(kafka_topics: str, database_url: str, infrastructure_dir: Path) -> Iterator[DevStack]:
+    stack = DevStack(
+        StackConfig(
+            state_dir=infrastructure_dir / "router-test",
+            external_kafka=kafka_topics,
+            external_database=database_url,
+        ),
+        services=("router",),
+    )
+    stack.start_services()
+    yield stack
+    stack.stop_services()
+
+
+def _submitted(municipality_code: str) -> CloudEvent[ReferralSubmitted]:
+    data = ReferralSubmitted(
+        referral_id=uuid.uuid4(),
+        municipality_code=municipality_code,
+        themes=[WorTheme.LONELINESS],
+        age_band=AgeBand.FROM_75,
+        submitted_at=datetime.now(UTC),
+    )
+    return CloudEvent[ReferralSubmitted].wrap(
+        data,
+        service="test-gp-edge",
+        traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+    )
+
+
+def test_a_referral_is_routed_to_the_organisation_serving_its_municipality(
+    router: DevStack, kafka_topics: str
+) -> None:
+    event = _submitted("GM0995")  # Lelystad
+    key = str(event.data.referral_id).encode()
+
+    produce(kafka_topics, topics.REFERRALS_SUBMITTED, event.to_json_bytes(), key)
+
+    record = wait_for_record(
+        kafka_topics, topics.social_referrals("welzijn-lelystad"), lambda r: r.key == key
+    )
+    delivered = CloudEvent[ReferralCreated].model_validate_json(record.value)
+    assert delivered.type == "nl.brug.referral.created.v1"
+    assert delivered.data.organisation_id == "welzijn-lelystad"
+    assert delivered.data.referral_id == event.data.referral_id
+    assert delivered.data.details_url.endswith(str(event.data.referral_id))
+    assert delivered.traceparent == event.traceparent, "the trace continues across the hop"
+    assert dict(record.headers)["ce-causationid"] == event.id.encode()
+
+
+def test_a_referral_nobody_serves_is_dead_lettered_with_the_reason(
+    router: DevStack, kafka_topics: str
+) -> None:
+    event = _submitted("GM9999")
+    key = str(event.data.referral_id).encode()
+
+    produce(kafka_topics, topics.REFERRALS_SUBMITTED, event.to_json_bytes(), key)
+
+    record = wait_for_record(kafka_topics, topics.DEAD_LETTER, lambda r: r.key == key)
+    dead = CloudEvent[DeadLetter].model_validate_json(record.value).data
+    assert dead.reason == "unroutable"
+    assert "GM9999" in dead.detail
+    assert dead.service == "router"
+    assert dead.original_topic == topics.REFERRALS_SUBMITTED
+    assert json.loads(dead.original_value)["id"] == event.id, "the original is kept for replay"
+
+
+def test_a_payload_that_breaks_the_contract_is_dead_lettered_and_does_not_block(
+    router: DevStack, kafka_topics: str
+) -> None:
+    bad_key = f"bad-{uuid.uuid4()}".encode()
+    broken = json.dumps({"specversion": "1.0", "type": "nl.brug.referral.submitted.v1"})
+    produce(kafka_topics, topics.REFERRALS_SUBMITTED, broken.encode(), bad_key)
+    good = _submitted("GM0505")  # Dordrecht, sent after the broken one
+    good_key = str(good.data.referral_id).encode()
+    produce(kafka_topics, topics.REFERRALS_SUBMITTED, good.to_json_bytes(), good_key)
+
+    dead_record = wait_for_record(kafka_topics, topics.DEAD_LETTER, lambda r: r.key == bad_key)
+    dead = CloudEvent[DeadLetter].model_validate_json(dead_record.value).data
+    assert dead.reason == "invalid-payload"
+    assert "data: missing" in dead.detail
+    wait_for_record(
+        kafka_topics, topics.social_referrals("buurtwerk-dordrecht"), lambda r: r.key == good_key
+    )
+
+
+def test_a_redelivered_record_is_processed_once_per_delivery_and_committed(
+    router: DevStack, kafka_topics: str
+) -> None:
+    """After a restart the router resumes from its committed offset: nothing is replayed."""
+    before = _submitted("GM0363")
+    before_key = str(before.data.referral_id).encode()
+    produce(kafka_topics, topics.REFERRALS_SUBMITTED, before.to_json_bytes(), before_key)
+    organisation_topic = topics.social_referrals("dynamo-amsterdam")
+    wait_for_record(kafka_topics, organisation_topic, lambda r: r.key == before_key)
+
+    router.stop_services()
+    router.start_services()
+    after = _submitted("GM0363")
+    after_key = str(after.data.referral_id).encode()
+    produce(kafka_topics, topics.REFERRALS_SUBMITTED, after.to_json_bytes(), after_key)
+    wait_for_record(kafka_topics, organisation_topic, lambda r: r.key == after_key)
+
+    assert len(records_with_key(kafka_topics, organisation_topic, before_key)) == 1
