@@ -6,6 +6,7 @@ to Kafka through FastStream instead (``adapters.runtime.kafka``).
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -76,7 +77,8 @@ def ensure_topics(bootstrap_servers: str, topics: Iterable[TopicSpec]) -> list[s
         missing = [topic for topic in topics if topic.name not in existing]
         if not missing:
             return []
-        try:
+        # Another process may create one between list and create; that is fine.
+        with contextlib.suppress(TopicAlreadyExistsError):
             admin.create_topics(
                 [
                     NewTopic(
@@ -88,8 +90,6 @@ def ensure_topics(bootstrap_servers: str, topics: Iterable[TopicSpec]) -> list[s
                     for topic in missing
                 ]
             )
-        except TopicAlreadyExistsError:
-            pass  # another process created it between list and create
         return [topic.name for topic in missing]
     finally:
         admin.close()

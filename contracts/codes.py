@@ -38,8 +38,14 @@ class AgeBand(StrEnum):
     def for_age(cls, age: int) -> AgeBand:
         if age < 0:
             raise ValueError("age cannot be negative")
-        bounds = ((18, cls.UNDER_18), (40, cls.FROM_18), (55, cls.FROM_40), (65, cls.FROM_55),
-                  (75, cls.FROM_65), (85, cls.FROM_75))
+        bounds = (
+            (18, cls.UNDER_18),
+            (40, cls.FROM_18),
+            (55, cls.FROM_40),
+            (65, cls.FROM_55),
+            (75, cls.FROM_65),
+            (85, cls.FROM_75),
+        )
         return next((band for limit, band in bounds if age < limit), cls.FROM_85)
 
 

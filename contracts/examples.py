@@ -70,7 +70,8 @@ def example_events() -> dict[str, CloudEvent[EventData]]:
     """Example envelope per event type, keyed by the CloudEvents ``type``."""
     payloads: list[EventData] = [_submitted(), _created(), _status_changed(), _dead_letter()]
     return {
-        payload.EVENT_TYPE: CloudEvent[EventData].wrap(
+        # Parametrised by the payload's own class, so the data serialises with its fields.
+        payload.EVENT_TYPE: CloudEvent[type(payload)].wrap(  # type: ignore[misc]
             payload,
             service="example",
             event_id=f"example-{payload.EVENT_TYPE}",

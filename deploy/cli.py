@@ -68,6 +68,23 @@ def dev_status(
         raise typer.Exit(1)
 
 
+@app.command("setup")
+def setup() -> None:
+    """Migrate the database and create every topic on existing infrastructure
+    (BRUG_DATABASE_URL, BRUG_KAFKA_BOOTSTRAP_SERVERS); what compose.yaml runs first."""
+    from adapters.kafka_admin import wait_until_reachable
+    from adapters.runtime import ServiceSettings
+    from deploy.devstack.provision import provision
+    from deploy.devstack.stack import StackConfig
+
+    settings = ServiceSettings()
+    if settings.database_url is None:
+        raise RuntimeError("BRUG_DATABASE_URL is not set")
+    wait_until_reachable(settings.kafka_bootstrap_servers)
+    directory_path = StackConfig.from_environment(default_state_dir()).directory_path
+    typer.echo(provision(settings.kafka_bootstrap_servers, settings.database_url, directory_path))
+
+
 @app.command("demo")
 def demo(state_dir: StateDir = None) -> None:
     """Push a sample referral through the running stack and show what the organisation got."""

@@ -22,11 +22,9 @@ from pathlib import Path
 import pytest
 
 from adapters.database import migrate
-from adapters.kafka_admin import TopicSpec, ensure_topics
-from adapters.directory import load_directory
-from contracts.topics import all_topics
 from deploy.devstack.kafka import KafkaNode
 from deploy.devstack.postgres import PostgresCluster
+from deploy.devstack.provision import create_topics
 from deploy.devstack.stack import DEFAULT_DIRECTORY
 
 
@@ -73,8 +71,7 @@ def kafka_bootstrap(infrastructure_dir: Path) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def kafka_topics(kafka_bootstrap: str) -> str:
     """The broker with every topic of the sample directory created."""
-    organisation_ids = [org.id for org in load_directory(DEFAULT_DIRECTORY).organisations]
-    ensure_topics(kafka_bootstrap, [TopicSpec(name) for name in all_topics(organisation_ids)])
+    create_topics(kafka_bootstrap, DEFAULT_DIRECTORY)
     return kafka_bootstrap
 
 

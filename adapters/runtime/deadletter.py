@@ -68,8 +68,12 @@ class DeadLetterPolicy:
             delay = min(MAX_BACKOFF_SECONDS, 0.2 * 2 ** min(attempts, 10))
             log.warning(
                 "handling failed, will retry",
-                topic=record.topic, partition=record.partition, offset=record.offset,
-                attempt=attempts, error_type=type(error).__name__, retry_in_seconds=delay,
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                attempt=attempts,
+                error_type=type(error).__name__,
+                retry_in_seconds=delay,
             )
             await asyncio.sleep(delay)
             raise error
@@ -115,8 +119,12 @@ class DeadLetterPolicy:
         )
         log.warning(
             "record dead-lettered",
-            topic=record.topic, partition=record.partition, offset=record.offset,
-            reason=reason, detail=detail, dead_letter_id=event.id,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            reason=reason,
+            detail=detail,
+            dead_letter_id=event.id,
         )
 
 

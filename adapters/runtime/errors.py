@@ -5,7 +5,7 @@ from __future__ import annotations
 from contracts.events.deadletter import DeadLetterReason
 
 
-class Unprocessable(Exception):  # noqa: N818 - reads as a verdict at the raise site
+class Unprocessable(Exception):
     """Retrying will not help: dead-letter this record with ``reason`` and move on.
 
     ``detail`` ends up on the dead-letter topic and in logs, so it must not carry

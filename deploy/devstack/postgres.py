@@ -79,9 +79,17 @@ class PostgresCluster:
         if not (self.data_dir / "PG_VERSION").exists():
             self._initdb(bin_dir)
         if not self.is_running():
-            self._pg_ctl(bin_dir, "start", "-w", "-t", "60", "-l", str(self.log_file), "-o", (
-                f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.home / 'run'}"
-            ))
+            self._pg_ctl(
+                bin_dir,
+                "start",
+                "-w",
+                "-t",
+                "60",
+                "-l",
+                str(self.log_file),
+                "-o",
+                (f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.home / 'run'}"),
+            )
         self._ensure_database(bin_dir)
 
     def stop(self) -> bool:
@@ -137,22 +145,42 @@ class PostgresCluster:
 
     def _ensure_database(self, bin_dir: Path) -> None:
         socket_dir = str(self.home / "run")
-        query = f"SELECT 1 FROM pg_database WHERE datname = '{DEV_DATABASE}'"
+        query = f"SELECT 1 FROM pg_database WHERE datname = '{DEV_DATABASE}'"  # noqa: S608 - constant
         found = self._run_as_owner(
-            [str(bin_dir / "psql"), "-h", socket_dir, "-p", str(self.port), "-U", DEV_USER,
-             "-d", "postgres", "-tAc", query]
+            [
+                str(bin_dir / "psql"),
+                "-h",
+                socket_dir,
+                "-p",
+                str(self.port),
+                "-U",
+                DEV_USER,
+                "-d",
+                "postgres",
+                "-tAc",
+                query,
+            ]
         )
         if found.stdout.strip() != "1":
             self._run_as_owner(
-                [str(bin_dir / "createdb"), "-h", socket_dir, "-p", str(self.port), "-U",
-                 DEV_USER, DEV_DATABASE]
+                [
+                    str(bin_dir / "createdb"),
+                    "-h",
+                    socket_dir,
+                    "-p",
+                    str(self.port),
+                    "-U",
+                    DEV_USER,
+                    DEV_DATABASE,
+                ]
             )
 
     def _pg_ctl(
         self, bin_dir: Path, *args: str, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
-        return self._run_as_owner([str(bin_dir / "pg_ctl"), "-D", str(self.data_dir), *args],
-                                  check=check)
+        return self._run_as_owner(
+            [str(bin_dir / "pg_ctl"), "-D", str(self.data_dir), *args], check=check
+        )
 
     @staticmethod
     def _run_as_owner(argv: list[str], check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -13,14 +13,13 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from adapters.database import database_health, migrate
-from adapters.directory import load_directory
-from adapters.kafka_admin import TopicSpec, broker_health, ensure_topics
-from contracts.topics import all_topics
+from adapters.database import database_health
+from adapters.kafka_admin import broker_health
 from deploy.devstack.kafka import KafkaNode
 from deploy.devstack.paths import DEPLOY_DIR, REPO_ROOT
 from deploy.devstack.postgres import PostgresCluster
 from deploy.devstack.processes import ManagedProcess
+from deploy.devstack.provision import provision
 
 # Each service is a module run with ``python -m``; add new services here.
 SERVICES: tuple[str, ...] = ("router",)
@@ -94,10 +93,7 @@ class DevStack:
             self.kafka.start()
         if self.config.external_database is None:
             self.postgres.start()
-        migrate(self.database_url)
-        directory = load_directory(self.config.directory_path)
-        organisation_ids = [organisation.id for organisation in directory.organisations]
-        ensure_topics(self.bootstrap_servers, [TopicSpec(t) for t in all_topics(organisation_ids)])
+        provision(self.bootstrap_servers, self.database_url, self.config.directory_path)
         self._write_connection_file()
 
     def up(self, timeout: float = 60.0) -> None:
@@ -136,16 +132,25 @@ class DevStack:
             ComponentStatus(
                 "kafka", kafka.reachable, f"{self.bootstrap_servers}: {kafka.detail}", kafka_pid
             ),
-            ComponentStatus("postgres", database_ok, f"port {self.config.postgres_port}: "
-                            f"{database_detail}" if not self.config.external_database
-                            else database_detail),
+            ComponentStatus(
+                "postgres",
+                database_ok,
+                f"port {self.config.postgres_port}: {database_detail}"
+                if not self.config.external_database
+                else database_detail,
+            ),
         ]
         for name in self.services:
             process = self.service_process(name)
             pid = process.pid()
             statuses.append(
-                ComponentStatus(name, pid is not None, "running" if pid else "stopped", pid,
-                                str(process.log_file))
+                ComponentStatus(
+                    name,
+                    pid is not None,
+                    "running" if pid else "stopped",
+                    pid,
+                    str(process.log_file),
+                )
             )
         return statuses
 
@@ -174,10 +179,15 @@ class DevStack:
                 if SERVICE_READY_MARKER.encode() in log.read():
                     return
             time.sleep(0.2)
-        raise RuntimeError(f"service {name} did not start in {timeout:.0f}s; see {process.log_file}")
+        raise RuntimeError(
+            f"service {name} did not start in {timeout:.0f}s; see {process.log_file}"
+        )
 
     def _write_connection_file(self) -> None:
         """So other shells and tools find this stack without repeating the configuration."""
-        details = {"bootstrap_servers": self.bootstrap_servers, "database_url": self.database_url,
-                   "config": {k: str(v) for k, v in asdict(self.config).items()}}
+        details = {
+            "bootstrap_servers": self.bootstrap_servers,
+            "database_url": self.database_url,
+            "config": {k: str(v) for k, v in asdict(self.config).items()},
+        }
         (self.config.state_dir / "stack.json").write_text(json.dumps(details, indent=2))

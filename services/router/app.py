@@ -40,9 +40,7 @@ referral_for_organisation = broker.publisher(
 
 
 @broker.subscriber(topics.REFERRALS_SUBMITTED, group_id=consumer_group(SERVICE))
-async def handle_submitted(
-    event: CloudEvent[ReferralSubmitted], message: KafkaMessage
-) -> None:
+async def handle_submitted(event: CloudEvent[ReferralSubmitted], message: KafkaMessage) -> None:
     created = route(
         event.data,
         directory,
@@ -65,5 +63,5 @@ async def handle_submitted(
         organisation_id=created.organisation_id,
         municipality_code=created.municipality_code,
         event_id=outgoing.id,
-        kafka_offset=message.raw_message.offset,
+        kafka_offset=getattr(message.raw_message, "offset", None),
     )

@@ -30,7 +30,8 @@ def stack_env() -> Iterator[dict[str, str]]:
     env = {
         key: value
         for key, value in os.environ.items()
-        if key not in {"KAFKA_BOOTSTRAP_SERVERS", "BRUG_KAFKA_BOOTSTRAP_SERVERS", "BRUG_DATABASE_URL"}
+        if key
+        not in {"KAFKA_BOOTSTRAP_SERVERS", "BRUG_KAFKA_BOOTSTRAP_SERVERS", "BRUG_DATABASE_URL"}
     }
     kafka_port = free_port()
     env |= {

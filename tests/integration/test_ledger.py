@@ -53,7 +53,9 @@ def test_a_referral_its_status_history_and_audit_trail_round_trip(database_url: 
                 organisation_id="dynamo-amsterdam",
             )
             ledger.audit(
-                actor="org:dynamo-amsterdam", action="read-details", referral_id=referral_id,
+                actor="org:dynamo-amsterdam",
+                action="read-details",
+                referral_id=referral_id,
                 detail={"endpoint": "/social/v1/referrals"},
             )
         with engine.connect() as connection:
@@ -70,7 +72,9 @@ def test_a_referral_its_status_history_and_audit_trail_round_trip(database_url: 
 
     assert row is not None
     assert (row.status, row.organisation_id, row.municipality_code) == (
-        ReferralStatus.RECEIVED, "dynamo-amsterdam", "GM0363",
+        ReferralStatus.RECEIVED,
+        "dynamo-amsterdam",
+        "GM0363",
     )
     assert [(h.status, h.source) for h in history] == [
         (ReferralStatus.REQUESTED, "gp"),

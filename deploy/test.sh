@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Every check CI runs: install what is missing, lint, type-check, then all tests
+# (unit, and integration/end-to-end against a real Kafka broker and PostgreSQL that
+# tests/conftest.py starts). Extra arguments go to pytest, e.g. `deploy/test.sh tests/unit`.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
+cd "$BRUG_ROOT"
+
+echo "[brug] ruff" >&2
+ruff check .
+ruff format --check .
+echo "[brug] mypy" >&2
+mypy
+echo "[brug] pytest" >&2
+exec pytest "$@"
