@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import subprocess
 import tarfile
-from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -30,7 +29,9 @@ def compose_schema() -> dict[str, Any]:
         target.parent.mkdir(parents=True, exist_ok=True)
         packed = subprocess.run(
             ["npm", "pack", SCHEMA_PACKAGE, "--silent", "--pack-destination", str(target.parent)],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         )
         with tarfile.open(target.parent / packed.stdout.strip().splitlines()[-1]) as archive:
             member = archive.extractfile(SCHEMA_MEMBER)
