@@ -63,14 +63,11 @@ class DeadLetterPolicy:
         position = (record.topic, record.partition, record.offset)
         self.attempts[position] += 1
         attempts = self.attempts[position]
-        verdict = self._verdict(error, attempts)
+        verdict = self.verdict(error, attempts)
         if verdict is None:
             delay = min(MAX_BACKOFF_SECONDS, 0.2 * 2 ** min(attempts, 10))
-            log.warning(
+            _record_log(record).warning(
                 "handling failed, will retry",
-                topic=record.topic,
-                partition=record.partition,
-                offset=record.offset,
                 attempt=attempts,
                 error_type=type(error).__name__,
                 retry_in_seconds=delay,
@@ -81,7 +78,8 @@ class DeadLetterPolicy:
         await self.park(message, reason, detail, attempts)
         del self.attempts[position]
 
-    def _verdict(self, error: Exception, attempts: int) -> tuple[DeadLetterReason, str] | None:
+    def verdict(self, error: Exception, attempts: int) -> tuple[DeadLetterReason, str] | None:
+        """Why to park the record now, or None to retry it."""
         if isinstance(error, Unprocessable):
             return error.reason, error.detail
         if isinstance(error, ValidationError | json.JSONDecodeError | UnicodeDecodeError):
@@ -117,15 +115,16 @@ class DeadLetterPolicy:
             key=record.key,
             headers={"content-type": "application/cloudevents+json", "brug-reason": reason},
         )
-        log.warning(
+        _record_log(record).warning(
             "record dead-lettered",
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
             reason=reason,
             detail=detail,
             dead_letter_id=event.id,
         )
+
+
+def _record_log(record: Any) -> Any:
+    return log.bind(topic=record.topic, partition=record.partition, offset=record.offset)
 
 
 def _describe_invalid(error: Exception) -> str:

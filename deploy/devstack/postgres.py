@@ -144,36 +144,15 @@ class PostgresCluster:
             password_file.unlink(missing_ok=True)
 
     def _ensure_database(self, bin_dir: Path) -> None:
-        socket_dir = str(self.home / "run")
-        query = f"SELECT 1 FROM pg_database WHERE datname = '{DEV_DATABASE}'"  # noqa: S608 - constant
-        found = self._run_as_owner(
-            [
-                str(bin_dir / "psql"),
-                "-h",
-                socket_dir,
-                "-p",
-                str(self.port),
-                "-U",
-                DEV_USER,
-                "-d",
-                "postgres",
-                "-tAc",
-                query,
-            ]
-        )
+        query = f"SELECT 1 FROM pg_database WHERE datname = '{DEV_DATABASE}'"  # noqa: S608
+        found = self._client(bin_dir, "psql", "-d", "postgres", "-tAc", query)
         if found.stdout.strip() != "1":
-            self._run_as_owner(
-                [
-                    str(bin_dir / "createdb"),
-                    "-h",
-                    socket_dir,
-                    "-p",
-                    str(self.port),
-                    "-U",
-                    DEV_USER,
-                    DEV_DATABASE,
-                ]
-            )
+            self._client(bin_dir, "createdb", DEV_DATABASE)
+
+    def _client(self, bin_dir: Path, tool: str, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run a PostgreSQL client tool against this cluster over its private socket."""
+        connection = ["-h", str(self.home / "run"), "-p", str(self.port), "-U", DEV_USER]
+        return self._run_as_owner([str(bin_dir / tool), *connection, *args])
 
     def _pg_ctl(
         self, bin_dir: Path, *args: str, check: bool = True
