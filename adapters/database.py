@@ -10,6 +10,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 MIGRATIONS = Path(__file__).resolve().parent / "ledger" / "migrations"
 
@@ -66,3 +67,9 @@ def database_health(url: str) -> tuple[bool, str]:
     if revision != head_revision():
         return False, f"schema at {revision}, expected {head_revision()} (run migrations)"
     return True, f"ok (schema {revision})"
+
+
+def make_async_engine(url: str) -> AsyncEngine:
+    """For services: ``async with engine.begin() as c: await c.run_sync(work)`` keeps the
+    ledger code synchronous while the event loop stays free."""
+    return create_async_engine(sqlalchemy_url(url), pool_pre_ping=True, pool_size=5)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from contracts.cloudevents import CloudEvent
+from contracts.details import ReferralDetails
 from contracts.events import EVENT_TYPES
 from contracts.examples import example_events
 
@@ -28,4 +29,8 @@ def render_contract_files() -> dict[str, str]:
         files[f"{event_data.EVENT_TYPE}.schema.json"] = _dump(schema)
         example = examples[event_data.EVENT_TYPE].model_dump(mode="json", exclude_none=True)
         files[f"{event_data.EVENT_TYPE}.example.json"] = _dump(example)
+    details_schema = ReferralDetails.model_json_schema()
+    details_schema["$schema"] = SCHEMA_DIALECT
+    details_schema["$id"] = "urn:brug:schema:referral-details.v1"
+    files["referral-details.v1.schema.json"] = _dump(details_schema)
     return files

@@ -44,6 +44,8 @@ def dev_up(state_dir: StateDir = None) -> None:
     stack.up()
     _print_status(stack.status())
     typer.echo(f"logs: {stack.config.state_dir / 'logs'}")
+    typer.echo(f"FHIR base: {stack.fhir_base_url}   social edge: {stack.social_base_url}")
+    typer.echo("dev bearer tokens: deploy/clients/dev-tokens.txt")
 
 
 @dev.command("down")
@@ -78,8 +80,6 @@ def setup() -> None:
     from deploy.devstack.stack import StackConfig
 
     settings = ServiceSettings()
-    if settings.database_url is None:
-        raise RuntimeError("BRUG_DATABASE_URL is not set")
     wait_until_reachable(settings.kafka_bootstrap_servers)
     directory_path = StackConfig.from_environment(default_state_dir()).directory_path
     typer.echo(provision(settings.kafka_bootstrap_servers, settings.database_url, directory_path))
@@ -88,9 +88,17 @@ def setup() -> None:
 @app.command("demo")
 def demo(state_dir: StateDir = None) -> None:
     """Push a sample referral through the running stack and show what the organisation got."""
-    from deploy.demo import describe, run_demo
+    from deploy.demo import SAMPLE_GP_CLIENT, SAMPLE_ORGANISATION, describe, run_demo
+    from deploy.devstack.stack import dev_tokens
 
-    typer.echo(describe(run_demo(_stack(state_dir).bootstrap_servers)))
+    stack = _stack(state_dir)
+    result = run_demo(
+        stack.fhir_base_url,
+        stack.bootstrap_servers,
+        stack.case_file(SAMPLE_ORGANISATION),
+        dev_tokens()[SAMPLE_GP_CLIENT],
+    )
+    typer.echo(describe(result))
 
 
 @contracts_cli.command("generate")

@@ -4,7 +4,12 @@ and one AsyncAPI document per service from its FastStream app."""
 from __future__ import annotations
 
 import importlib
+import json
 from pathlib import Path
+
+from fastapi import FastAPI
+from faststream import FastStream
+from faststream.specification import AsyncAPI
 
 from contracts.rendering import render_contract_files
 from deploy.devstack.paths import REPO_ROOT
@@ -12,21 +17,31 @@ from deploy.devstack.stack import SERVICES
 
 SCHEMAS_DIR = REPO_ROOT / "contracts" / "schemas"
 ASYNCAPI_DIR = REPO_ROOT / "contracts" / "asyncapi"
+OPENAPI_DIR = REPO_ROOT / "contracts" / "openapi"
 
 
-def render_asyncapi_documents() -> dict[str, str]:
-    """``<service>.yaml`` → the service's AsyncAPI 3.0 document."""
-    documents = {}
+def render_service_documents() -> dict[Path, str]:
+    """Per service: its AsyncAPI 3.0 document (Kafka side) and OpenAPI document (HTTP side)."""
+    documents: dict[Path, str] = {}
     for service in SERVICES:
-        app = importlib.import_module(f"services.{service}.app").app
-        documents[f"{service}.yaml"] = app.schema.to_specification().to_yaml()
+        module = importlib.import_module(f"services.{service}.app")
+        if isinstance(module.app, FastStream):
+            documents[ASYNCAPI_DIR / f"{service}.yaml"] = (
+                module.app.schema.to_specification().to_yaml()
+            )
+        if isinstance(getattr(module, "asyncapi", None), AsyncAPI):
+            documents[ASYNCAPI_DIR / f"{service}.yaml"] = (
+                module.asyncapi.to_specification().to_yaml()
+            )
+        if isinstance(module.app, FastAPI):
+            openapi = json.dumps(module.app.openapi(), indent=2, sort_keys=True) + "\n"
+            documents[OPENAPI_DIR / f"{service}.json"] = openapi
     return documents
 
 
 def expected_files() -> dict[Path, str]:
     files = {SCHEMAS_DIR / name: text for name, text in render_contract_files().items()}
-    files |= {ASYNCAPI_DIR / name: text for name, text in render_asyncapi_documents().items()}
-    return files
+    return files | render_service_documents()
 
 
 def write_contract_files() -> list[Path]:

@@ -2,15 +2,40 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 
-from adapters.ledger.tables import audit_log, referral_status_history, referrals
+from adapters.ledger.tables import (
+    audit_log,
+    idempotency_keys,
+    referral_details,
+    referral_status_history,
+    referrals,
+)
 from contracts.codes import ReferralStatus
+
+
+@dataclass(frozen=True)
+class NewReferral:
+    """Everything the intake stores for one accepted referral."""
+
+    referral_id: UUID
+    task_id: UUID
+    client_id: str
+    requester_agb: str
+    service_request_system: str
+    service_request_value: str
+    municipality_code: str
+    themes: list[str]
+    age_band: str
+    urgency: str
+    submitted_at: datetime
+    details: dict[str, Any]
+    retain_until: datetime
 
 
 @dataclass(frozen=True)
@@ -19,6 +44,16 @@ class ReferralRow:
     organisation_id: str | None
     municipality_code: str | None
     status: ReferralStatus
+    task_id: UUID | None = None
+    client_id: str | None = None
+    requester_agb: str | None = None
+    service_request_system: str | None = None
+    service_request_value: str | None = None
+    status_reason: str | None = None
+    version: int = 1
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    themes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -28,13 +63,23 @@ class StatusChange:
     occurred_at: datetime
 
 
+@dataclass(frozen=True)
+class StoredResponse:
+    request_hash: str
+    status: int
+    body: dict[str, Any]
+
+
 class Ledger:
     """The ledger seen through one open connection; the caller owns the transaction."""
 
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
 
+    # -- referrals -------------------------------------------------------------------
+
     def add_referral(self, referral_id: UUID, municipality_code: str, at: datetime) -> None:
+        """A bare referral (ids and municipality only), e.g. for tests of the status flow."""
         self.connection.execute(
             insert(referrals).values(
                 referral_id=referral_id,
@@ -46,6 +91,55 @@ class Ledger:
         )
         self._append_history(referral_id, ReferralStatus.REQUESTED, "gp", at)
 
+    def record_intake(self, new: NewReferral) -> None:
+        """The referral, its personal details and its first status, in the caller's transaction."""
+        self.connection.execute(
+            insert(referrals).values(
+                referral_id=new.referral_id,
+                task_id=new.task_id,
+                client_id=new.client_id,
+                requester_agb=new.requester_agb,
+                service_request_system=new.service_request_system,
+                service_request_value=new.service_request_value,
+                municipality_code=new.municipality_code,
+                themes=new.themes,
+                age_band=new.age_band,
+                urgency=new.urgency,
+                status=ReferralStatus.REQUESTED.value,
+                created_at=new.submitted_at,
+                updated_at=new.submitted_at,
+            )
+        )
+        self.connection.execute(
+            insert(referral_details).values(
+                referral_id=new.referral_id, details=new.details, retain_until=new.retain_until
+            )
+        )
+        self._append_history(new.referral_id, ReferralStatus.REQUESTED, "gp", new.submitted_at)
+
+    def find_by_service_request(
+        self, requester_agb: str, system: str, value: str
+    ) -> ReferralRow | None:
+        return self._one(
+            (referrals.c.requester_agb == requester_agb)
+            & (referrals.c.service_request_system == system)
+            & (referrals.c.service_request_value == value)
+        )
+
+    def referral(self, referral_id: UUID) -> ReferralRow | None:
+        return self._one(referrals.c.referral_id == referral_id)
+
+    def referral_by_task(self, task_id: UUID) -> ReferralRow | None:
+        return self._one(referrals.c.task_id == task_id)
+
+    def assign(self, referral_id: UUID, organisation_id: str, *, at: datetime) -> None:
+        """Record the organisation the router chose (the Task stays ``requested``)."""
+        self.connection.execute(
+            update(referrals)
+            .where(referrals.c.referral_id == referral_id)
+            .values(organisation_id=organisation_id, updated_at=at)
+        )
+
     def change_status(
         self,
         referral_id: UUID,
@@ -54,27 +148,20 @@ class Ledger:
         source: str,
         at: datetime,
         organisation_id: str | None = None,
+        reason: str | None = None,
     ) -> None:
-        values: dict[str, Any] = {"status": status.value, "updated_at": at}
+        values: dict[str, Any] = {
+            "status": status.value,
+            "updated_at": at,
+            "status_reason": reason,
+            "version": referrals.c.version + 1,
+        }
         if organisation_id is not None:
             values["organisation_id"] = organisation_id
         self.connection.execute(
             update(referrals).where(referrals.c.referral_id == referral_id).values(**values)
         )
         self._append_history(referral_id, status, source, at)
-
-    def referral(self, referral_id: UUID) -> ReferralRow | None:
-        row = self.connection.execute(
-            select(referrals).where(referrals.c.referral_id == referral_id)
-        ).one_or_none()
-        if row is None:
-            return None
-        return ReferralRow(
-            referral_id=row.referral_id,
-            organisation_id=row.organisation_id,
-            municipality_code=row.municipality_code,
-            status=ReferralStatus(row.status),
-        )
 
     def history(self, referral_id: UUID) -> list[StatusChange]:
         rows = self.connection.execute(
@@ -84,6 +171,48 @@ class Ledger:
         )
         return [StatusChange(ReferralStatus(r.status), r.source, r.occurred_at) for r in rows]
 
+    # -- personal details ------------------------------------------------------------
+
+    def details(self, referral_id: UUID) -> dict[str, Any] | None:
+        return self.connection.execute(
+            select(referral_details.c.details).where(referral_details.c.referral_id == referral_id)
+        ).scalar_one_or_none()
+
+    def purge_expired_details(self, now: datetime) -> int:
+        """Delete personal details past their retention date; the referral's ids stay."""
+        result = self.connection.execute(
+            delete(referral_details).where(referral_details.c.retain_until <= now)
+        )
+        return result.rowcount or 0
+
+    # -- idempotency -----------------------------------------------------------------
+
+    def stored_response(self, client_id: str, request_id: str) -> StoredResponse | None:
+        row = self.connection.execute(
+            select(idempotency_keys).where(
+                (idempotency_keys.c.client_id == client_id)
+                & (idempotency_keys.c.request_id == request_id)
+            )
+        ).one_or_none()
+        if row is None:
+            return None
+        return StoredResponse(row.request_hash, row.response_status, row.response_body)
+
+    def store_response(
+        self, client_id: str, request_id: str, request_hash: str, status: int, body: dict[str, Any]
+    ) -> None:
+        self.connection.execute(
+            insert(idempotency_keys).values(
+                client_id=client_id,
+                request_id=request_id,
+                request_hash=request_hash,
+                response_status=status,
+                response_body=body,
+            )
+        )
+
+    # -- audit -----------------------------------------------------------------------
+
     def audit(
         self, *, actor: str, action: str, referral_id: UUID | None, detail: dict[str, Any]
     ) -> None:
@@ -91,6 +220,27 @@ class Ledger:
             insert(audit_log).values(
                 actor=actor, action=action, referral_id=referral_id, detail=detail
             )
+        )
+
+    def _one(self, condition: Any) -> ReferralRow | None:
+        row = self.connection.execute(select(referrals).where(condition)).one_or_none()
+        if row is None:
+            return None
+        return ReferralRow(
+            referral_id=row.referral_id,
+            organisation_id=row.organisation_id,
+            municipality_code=row.municipality_code,
+            status=ReferralStatus(row.status),
+            task_id=row.task_id,
+            client_id=row.client_id,
+            requester_agb=row.requester_agb,
+            service_request_system=row.service_request_system,
+            service_request_value=row.service_request_value,
+            status_reason=row.status_reason,
+            version=row.version,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            themes=list(row.themes or []),
         )
 
     def _append_history(

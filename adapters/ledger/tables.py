@@ -9,11 +9,15 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Index,
+    Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
+    UniqueConstraint,
     Uuid,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -28,6 +32,52 @@ referrals = Table(
     Column("status", String(32), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # Id mappings: the GP's ServiceRequest identifier <-> referral <-> Task <-> organisation.
+    Column("task_id", Uuid, nullable=True, unique=True),
+    Column("client_id", String(64), nullable=True),
+    Column("requester_agb", String(16), nullable=True),
+    Column("service_request_system", String(255), nullable=True),
+    Column("service_request_value", String(255), nullable=True),
+    Column("themes", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("age_band", String(8), nullable=True),
+    Column("urgency", String(16), nullable=True),
+    Column("status_reason", String(500), nullable=True),
+    Column("version", Integer, nullable=False, server_default=text("1")),
+    # One referral per ServiceRequest identifier per GP organisation, whatever the retries.
+    UniqueConstraint(
+        "requester_agb",
+        "service_request_system",
+        "service_request_value",
+        name="uq_referrals_service_request",
+    ),
+)
+
+# The personal details, apart, so that erasure and retention touch one table only.
+referral_details = Table(
+    "referral_details",
+    metadata,
+    Column(
+        "referral_id",
+        Uuid,
+        ForeignKey("referrals.referral_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("details", JSONB, nullable=False),
+    Column("retain_until", DateTime(timezone=True), nullable=False),
+    Index("ix_referral_details_retain_until", "retain_until"),
+)
+
+# Replies already given, per client and X-Request-ID, so a retry gets the same answer.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("client_id", String(64), nullable=False),
+    Column("request_id", String(128), nullable=False),
+    Column("request_hash", String(64), nullable=False),
+    Column("response_status", Integer, nullable=False),
+    Column("response_body", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("client_id", "request_id", name="pk_idempotency_keys"),
 )
 
 referral_status_history = Table(

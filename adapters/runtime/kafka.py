@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
+from faststream.message import StreamMessage
 
 from adapters.runtime.deadletter import DeadLetterPolicy
 from adapters.runtime.settings import ServiceSettings
@@ -28,6 +32,7 @@ def make_broker(settings: ServiceSettings, *, service: str) -> KafkaBroker:
         graceful_timeout=settings.graceful_timeout_seconds,
         logger=logging.getLogger(f"brug.{service}"),
         description=f"Brug {service} service",
+        decoder=decode_cloudevents,
     )
     broker.add_middleware(
         DeadLetterPolicy(broker, service=service, max_attempts=settings.max_handler_attempts)
@@ -38,3 +43,13 @@ def make_broker(settings: ServiceSettings, *, service: str) -> KafkaBroker:
 def consumer_group(service: str) -> str:
     """One consumer group per service: replicas share the work, services each see everything."""
     return f"brug-{service}"
+
+
+async def decode_cloudevents(
+    message: StreamMessage[Any], default: Callable[[StreamMessage[Any]], Awaitable[Any]]
+) -> Any:
+    """Structured-mode CloudEvents (``application/cloudevents+json``) are JSON documents;
+    FastStream decodes only ``application/json`` by itself."""
+    if (message.content_type or "").startswith("application/cloudevents+json"):
+        return json.loads(message.body)
+    return await default(message)

@@ -18,18 +18,30 @@ def brug_version() -> str:
         return "0.0.0+unknown"
 
 
+READY_LOG_LINE = "brug service ready"
+
+
+def make_asyncapi(broker: KafkaBroker, *, service: str, description: str) -> AsyncAPI:
+    """The AsyncAPI document of a service's Kafka side (``brug contracts generate``)."""
+    return AsyncAPI(
+        broker, title=f"Brug {service}", version=brug_version(), description=description
+    )
+
+
 def make_app(broker: KafkaBroker, *, service: str, description: str) -> FastStream:
     """The FastStream app for ``broker``, with the AsyncAPI document's metadata."""
-    return FastStream(
+    app = FastStream(
         broker,
         logger=logging.getLogger(f"brug.{service}"),
-        specification=AsyncAPI(
-            broker,
-            title=f"Brug {service}",
-            version=brug_version(),
-            description=description,
-        ),
+        specification=make_asyncapi(broker, service=service, description=description),
     )
+
+    @app.after_startup
+    async def _announce_ready() -> None:
+        # The dev stack and the tests wait for this line: the consumers are subscribed.
+        logging.getLogger(f"brug.{service}").info(READY_LOG_LINE)
+
+    return app
 
 
 def run(app: FastStream) -> None:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEPLOY_DIR = Path(__file__).resolve().parents[2] / "deploy"
 
 
 class ServiceSettings(BaseSettings):
@@ -16,7 +20,8 @@ class ServiceSettings(BaseSettings):
         # The plain name is what Kafka tooling and testcontainers users expect.
         validation_alias=AliasChoices("BRUG_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"),
     )
-    database_url: str | None = None
+    # The dev stack's cluster (deploy/devstack/postgres.py); engines connect lazily.
+    database_url: str = "postgresql+psycopg://brug:brug@127.0.0.1:15432/brug"
     log_level: str = "INFO"
     log_format: str = Field(default="json", pattern="^(json|console)$")
     max_handler_attempts: int = Field(
@@ -24,4 +29,20 @@ class ServiceSettings(BaseSettings):
     )
     graceful_timeout_seconds: float = Field(
         default=15.0, gt=0, description="How long shutdown waits for in-flight messages."
+    )
+    directory_path: Path = Field(
+        default=DEPLOY_DIR / "directory" / "sample.json",
+        description="The welfare directory: organisations and the municipalities they serve.",
+    )
+    postcode_table_path: Path = Field(
+        default=DEPLOY_DIR / "directory" / "pc4-municipality.sample.csv",
+        description="PC4 -> municipality table (import CBS's with `brug directory import-cbs`).",
+    )
+    clients_path: Path = Field(
+        default=DEPLOY_DIR / "clients" / "dev.json",
+        description="Client systems allowed at the HTTP edges, with hashed bearer tokens.",
+    )
+    details_base_url: str = Field(
+        default="http://127.0.0.1:8081/social/v1/referrals/",
+        description="Where case systems fetch a referral's details; the id is appended.",
     )

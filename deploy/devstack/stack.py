@@ -15,6 +15,7 @@ from pathlib import Path
 
 from adapters.database import database_health
 from adapters.kafka_admin import broker_health
+from adapters.runtime.service import READY_LOG_LINE
 from deploy.devstack.kafka import KafkaNode
 from deploy.devstack.paths import DEPLOY_DIR, REPO_ROOT
 from deploy.devstack.postgres import PostgresCluster
@@ -22,8 +23,11 @@ from deploy.devstack.processes import ManagedProcess
 from deploy.devstack.provision import provision
 
 # Each service is a module run with ``python -m``; add new services here.
-SERVICES: tuple[str, ...] = ("router",)
-SERVICE_READY_MARKER = "started successfully"
+SERVICES: tuple[str, ...] = ("router", "fhir_gateway", "social_gateway")
+# Reference case systems (deploy/simulator) the dev stack runs beside the services.
+SIMULATED_ORGANISATIONS: tuple[str, ...] = ("dynamo-amsterdam", "welzijn-lelystad")
+DEV_TOKENS = DEPLOY_DIR / "clients" / "dev-tokens.txt"
+SERVICE_READY_MARKER = READY_LOG_LINE
 DEFAULT_DIRECTORY = DEPLOY_DIR / "directory" / "sample.json"
 
 
@@ -33,6 +37,8 @@ class StackConfig:
     kafka_port: int = 19092
     kafka_controller_port: int = 19093
     postgres_port: int = 15432
+    fhir_port: int = 8080
+    social_port: int = 8081
     external_kafka: str | None = None
     external_database: str | None = None
     directory_path: Path = DEFAULT_DIRECTORY
@@ -45,6 +51,8 @@ class StackConfig:
             kafka_port=int(env.get("BRUG_KAFKA_PORT", 19092)),
             kafka_controller_port=int(env.get("BRUG_KAFKA_CONTROLLER_PORT", 19093)),
             postgres_port=int(env.get("BRUG_POSTGRES_PORT", 15432)),
+            fhir_port=int(env.get("BRUG_FHIR_PORT", 8080)),
+            social_port=int(env.get("BRUG_SOCIAL_PORT", 8081)),
             external_kafka=env.get("KAFKA_BOOTSTRAP_SERVERS")
             or env.get("BRUG_KAFKA_BOOTSTRAP_SERVERS"),
             external_database=env.get("BRUG_DATABASE_URL"),
@@ -65,6 +73,7 @@ class ComponentStatus:
 class DevStack:
     config: StackConfig
     services: tuple[str, ...] = field(default=SERVICES)
+    simulated_organisations: tuple[str, ...] = field(default=SIMULATED_ORGANISATIONS)
 
     @property
     def kafka(self) -> KafkaNode:
@@ -82,6 +91,14 @@ class DevStack:
     @property
     def database_url(self) -> str:
         return self.config.external_database or self.postgres.url
+
+    @property
+    def fhir_base_url(self) -> str:
+        return f"http://127.0.0.1:{self.config.fhir_port}/fhir"
+
+    @property
+    def social_base_url(self) -> str:
+        return f"http://127.0.0.1:{self.config.social_port}"
 
     def service_process(self, name: str) -> ManagedProcess:
         return ManagedProcess(name, self.config.state_dir)
@@ -101,17 +118,40 @@ class DevStack:
         self.start_services(timeout)
 
     def start_services(self, timeout: float = 60.0) -> None:
-        """Start every service that is not running and wait until each consumes."""
-        starting = [name for name in self.services if not self.service_process(name).is_running()]
+        """Start every service and simulator not running; wait until each is ready."""
+        commands = self._commands()
+        starting = [name for name in commands if not self.service_process(name).is_running()]
         log_offsets = {name: self._log_size(name) for name in starting}
         for name in starting:
             self.service_process(name).start(
-                [sys.executable, "-m", f"services.{name}"],
-                env=self.service_environment(name),
-                cwd=REPO_ROOT,
+                commands[name], env=self.service_environment(name), cwd=REPO_ROOT
             )
         for name in starting:
             self._wait_until_serving(name, log_offsets[name], timeout)
+
+    def case_file(self, organisation_id: str) -> Path:
+        """What the simulated case system of ``organisation_id`` received and fetched."""
+        return self.config.state_dir / "simulator" / f"{organisation_id}.jsonl"
+
+    def _commands(self) -> dict[str, list[str]]:
+        commands = {name: [sys.executable, "-m", f"services.{name}"] for name in self.services}
+        tokens = dev_tokens()
+        for organisation in self.simulated_organisations:
+            self.case_file(organisation).parent.mkdir(parents=True, exist_ok=True)
+            commands[f"case-system-{organisation}"] = [
+                sys.executable,
+                "-m",
+                "deploy.simulator",
+                "--organisation",
+                organisation,
+                "--token",
+                tokens[f"case-{organisation}"],
+                "--bootstrap-servers",
+                self.bootstrap_servers,
+                "--case-file",
+                str(self.case_file(organisation)),
+            ]
+        return commands
 
     def down(self) -> list[str]:
         stopped = self.stop_services()
@@ -122,7 +162,7 @@ class DevStack:
         return stopped
 
     def stop_services(self) -> list[str]:
-        return [name for name in self.services if self.service_process(name).stop()]
+        return [name for name in self._commands() if self.service_process(name).stop()]
 
     def status(self) -> list[ComponentStatus]:
         kafka = broker_health(self.bootstrap_servers)
@@ -140,7 +180,7 @@ class DevStack:
                 else database_detail,
             ),
         ]
-        for name in self.services:
+        for name in self._commands():
             process = self.service_process(name)
             pid = process.pid()
             statuses.append(
@@ -160,6 +200,10 @@ class DevStack:
             "BRUG_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
             "BRUG_DATABASE_URL": self.database_url,
             "BRUG_DIRECTORY_PATH": str(self.config.directory_path),
+            "BRUG_FHIR_PORT": str(self.config.fhir_port),
+            "BRUG_FHIR_BASE_URL": self.fhir_base_url,
+            "BRUG_SOCIAL_PORT": str(self.config.social_port),
+            "BRUG_DETAILS_BASE_URL": f"{self.social_base_url}/social/v1/referrals/",
             "PYTHONUNBUFFERED": "1",
         }
 
@@ -191,3 +235,10 @@ class DevStack:
             "config": {k: str(v) for k, v in asdict(self.config).items()},
         }
         (self.config.state_dir / "stack.json").write_text(json.dumps(details, indent=2))
+
+
+def dev_tokens() -> dict[str, str]:
+    """client id -> development bearer token (deploy/clients/dev-tokens.txt)."""
+    lines = DEV_TOKENS.read_text().splitlines()
+    pairs = (line.split("\t") for line in lines if line and not line.startswith("#"))
+    return {client_id: token for client_id, token in pairs}

@@ -1,17 +1,26 @@
-"""Router service: ``brug.referrals.submitted.v1`` → ``brug.social.referrals.<org>.v1``."""
+"""Router service: ``brug.referrals.submitted.v1`` → ``brug.social.referrals.<org>.v1``.
+
+The ledger records the assignment in the same transaction that waits for the publish,
+so a redelivered record finds the referral already assigned and is skipped: after a
+crash nothing is lost and nothing reaches an organisation twice.
+"""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 
 import structlog
-from faststream.kafka import KafkaMessage
+from sqlalchemy import Connection
 
+from adapters.database import make_async_engine
 from adapters.directory import load_directory
-from adapters.runtime import configure_logging, make_app, make_broker
+from adapters.ledger.repository import Ledger
+from adapters.runtime import Unprocessable, configure_logging, make_app, make_broker
 from adapters.runtime.kafka import consumer_group
 from contracts import topics
 from contracts.cloudevents import CloudEvent
+from contracts.codes import ReferralStatus
 from contracts.events import ReferralCreated, ReferralSubmitted
 from services.router.routing import route
 from services.router.settings import RouterSettings
@@ -21,6 +30,7 @@ SERVICE = "router"
 settings = RouterSettings()
 configure_logging(SERVICE, settings.log_level, settings.log_format)
 directory = load_directory(settings.directory_path)
+engine = make_async_engine(settings.database_url)
 broker = make_broker(settings, service=SERVICE)
 app = make_app(
     broker,
@@ -28,40 +38,94 @@ app = make_app(
     description="Assigns submitted referrals to the welfare organisation serving the "
     "patient's municipality and publishes them on that organisation's topic.",
 )
+
+
+@app.after_shutdown
+async def _close_database() -> None:
+    await engine.dispose()
+
+
 log = structlog.get_logger(f"brug.{SERVICE}")
 
 # Declared for the AsyncAPI document; the organisation's topic is chosen per message.
 referral_for_organisation = broker.publisher(
-    topics.social_referrals("organisation-id").replace("organisation-id", "{organisation_id}"),
+    "brug.social.referrals.{organisation_id}.v1",
     title="brug.social.referrals.{organisation_id}.v1",
     description="The referral event one welfare organisation receives. Key: referral id.",
     schema=CloudEvent[ReferralCreated],
 )
 
 
+class ReferralNotInLedger(Exception):
+    """Retried: the gateway commits right after Kafka acknowledges, so this is usually
+    a race that resolves within milliseconds; persisting, it is dead-lettered."""
+
+
 @broker.subscriber(topics.REFERRALS_SUBMITTED, group_id=consumer_group(SERVICE))
-async def handle_submitted(event: CloudEvent[ReferralSubmitted], message: KafkaMessage) -> None:
-    created = route(
-        event.data,
-        directory,
-        details_base_url=settings.details_base_url,
-        now=datetime.now(UTC),
-    )
-    # The outgoing event keeps the trace and records which event caused it.
-    outgoing = CloudEvent[ReferralCreated].wrap(
-        created, service=SERVICE, traceparent=event.traceparent
-    )
-    await referral_for_organisation.publish(
-        outgoing.to_json_bytes(),
-        topic=topics.social_referrals(created.organisation_id),
-        key=str(created.referral_id).encode(),
-        headers={"content-type": "application/cloudevents+json", "ce-causationid": event.id},
-    )
+async def handle_submitted(event: CloudEvent[ReferralSubmitted]) -> None:
+    submitted = event.data
+    now = datetime.now(UTC)
+    try:
+        created = route(submitted, directory, details_base_url=settings.details_base_url, now=now)
+    except Unprocessable as unroutable:
+        async with engine.begin() as connection:
+            await connection.run_sync(_hold, submitted.referral_id, unroutable.detail, now)
+        raise
+    async with engine.begin() as connection:
+        organisation = await connection.run_sync(_assigned_organisation, submitted.referral_id)
+        if organisation is not None:
+            log.info("referral already routed", referral_id=str(submitted.referral_id))
+            return
+        await connection.run_sync(_assign, created, now)
+        outgoing = CloudEvent[ReferralCreated].wrap(
+            created,
+            service=SERVICE,
+            traceparent=event.traceparent,
+            # Deterministic: should a publish be repeated, consumers see the same event id.
+            event_id=str(uuid.uuid5(created.referral_id, ReferralCreated.EVENT_TYPE)),
+        )
+        await referral_for_organisation.publish(
+            outgoing.to_json_bytes(),
+            topic=topics.social_referrals(created.organisation_id),
+            key=str(created.referral_id).encode(),
+            headers={"content-type": "application/cloudevents+json", "ce-causationid": event.id},
+        )
     log.info(
         "referral routed",
         referral_id=str(created.referral_id),
         organisation_id=created.organisation_id,
         municipality_code=created.municipality_code,
         event_id=outgoing.id,
-        kafka_offset=getattr(message.raw_message, "offset", None),
+    )
+
+
+def _assigned_organisation(connection: Connection, referral_id: uuid.UUID) -> str | None:
+    row = Ledger(connection).referral(referral_id)
+    if row is None:
+        raise ReferralNotInLedger(f"referral {referral_id} is not in the ledger")
+    return row.organisation_id
+
+
+def _assign(connection: Connection, created: ReferralCreated, now: datetime) -> None:
+    ledger = Ledger(connection)
+    ledger.assign(created.referral_id, created.organisation_id, at=now)
+    ledger.audit(
+        actor=f"service:{SERVICE}",
+        action="routed",
+        referral_id=created.referral_id,
+        detail={"organisation_id": created.organisation_id, "directory": directory.version},
+    )
+
+
+def _hold(connection: Connection, referral_id: uuid.UUID, reason: str, now: datetime) -> None:
+    """Unroutable: the GP's Task goes on hold with a reason it can read."""
+    ledger = Ledger(connection)
+    if ledger.referral(referral_id) is None:
+        return
+    ledger.change_status(
+        referral_id,
+        ReferralStatus.ON_HOLD,
+        source=SERVICE,
+        at=now,
+        reason=f"Brug could not route this referral: {reason}. An operator has been alerted.",
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -39,6 +40,8 @@ def stack_env() -> Iterator[dict[str, str]]:
         "BRUG_KAFKA_PORT": str(kafka_port),
         "BRUG_KAFKA_CONTROLLER_PORT": str(free_port()),
         "BRUG_POSTGRES_PORT": str(free_port()),
+        "BRUG_FHIR_PORT": str(free_port()),
+        "BRUG_SOCIAL_PORT": str(free_port()),
         "TEST_BOOTSTRAP": f"127.0.0.1:{kafka_port}",
     }
     yield env
@@ -53,6 +56,22 @@ def brug(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 def statuses(env: dict[str, str]) -> dict[str, bool]:
     result = brug(env, "dev", "status", "--json")
     return {item["name"]: item["healthy"] for item in json.loads(result.stdout)}
+
+
+EVERYTHING = {
+    "kafka",
+    "postgres",
+    "router",
+    "fhir_gateway",
+    "social_gateway",
+    "case-system-dynamo-amsterdam",
+    "case-system-welzijn-lelystad",
+}
+
+
+def all_healthy(env: dict[str, str]) -> bool:
+    found = statuses(env)
+    return set(found) == EVERYTHING and all(found.values())
 
 
 def processes_mentioning(text: str) -> list[str]:
@@ -72,12 +91,16 @@ def test_up_status_crash_recovery_and_down(stack_env: dict[str, str]) -> None:
 
     up = brug(stack_env, "dev", "up")
     assert up.returncode == 0, up.stderr
-    assert statuses(stack_env) == {"kafka": True, "postgres": True, "router": True}
+    assert all_healthy(stack_env)
 
     demo = brug(stack_env, "demo")
     assert demo.returncode == 0, demo.stderr
-    referral_id = demo.stdout.split()[1]
-    assert f"delivered on {topics.social_referrals('dynamo-amsterdam')}" in demo.stdout
+    found = re.search(
+        r"referral (\S+) on brug\.social\.referrals\.dynamo-amsterdam\.v1", demo.stdout
+    )
+    assert found, demo.stdout
+    referral_id = found.group(1)
+    assert "fetched the details (HTTP 200)" in demo.stdout
 
     ManagedProcess("kafka", state_dir).kill()  # a crash: SIGKILL, no clean shutdown
     assert statuses(stack_env)["kafka"] is False
@@ -85,7 +108,7 @@ def test_up_status_crash_recovery_and_down(stack_env: dict[str, str]) -> None:
 
     again = brug(stack_env, "dev", "up")
     assert again.returncode == 0, again.stderr
-    assert statuses(stack_env) == {"kafka": True, "postgres": True, "router": True}
+    assert all_healthy(stack_env)
     wait_for_record(
         stack_env["TEST_BOOTSTRAP"],
         topics.social_referrals("dynamo-amsterdam"),

@@ -1,4 +1,5 @@
-"""The router as a real process against the real broker: consume, route, publish, dead-letter."""
+"""The router as a real process against the real broker and ledger: route, skip what was
+routed, hold and dead-letter what cannot be routed."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from adapters.database import make_engine
+from adapters.ledger.repository import Ledger
 from contracts import topics
 from contracts.cloudevents import CloudEvent
-from contracts.codes import AgeBand, WorTheme
+from contracts.codes import AgeBand, ReferralStatus, WorTheme
 from contracts.events import DeadLetter, ReferralCreated, ReferralSubmitted
 from deploy.devstack.stack import DevStack, StackConfig
 from tests.helpers import produce, records_with_key, wait_for_record
@@ -21,7 +24,14 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def router(kafka_topics: str, database_url: str, infrastructure_dir: Path) -> Iterator[DevStack]:
+def router(
+    kafka_topics: str,
+    database_url: str,
+    infrastructure_dir: Path,
+    monkeypatch_module: pytest.MonkeyPatch,
+) -> Iterator[DevStack]:
+    # Two attempts keep the "gave up" test short; the policy itself is unit-tested.
+    monkeypatch_module.setenv("BRUG_MAX_HANDLER_ATTEMPTS", "2")
     stack = DevStack(
         StackConfig(
             state_dir=infrastructure_dir / "router-test",
@@ -29,13 +39,20 @@ def router(kafka_topics: str, database_url: str, infrastructure_dir: Path) -> It
             external_database=database_url,
         ),
         services=("router",),
+        simulated_organisations=(),
     )
     stack.start_services()
     yield stack
     stack.stop_services()
 
 
-def _submitted(municipality_code: str) -> CloudEvent[ReferralSubmitted]:
+@pytest.fixture(scope="module")
+def monkeypatch_module() -> Iterator[pytest.MonkeyPatch]:
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
+
+
+def _submitted(database_url: str, municipality_code: str, *, in_ledger: bool = True):  # type: ignore[no-untyped-def]
     data = ReferralSubmitted(
         referral_id=uuid.uuid4(),
         municipality_code=municipality_code,
@@ -43,6 +60,11 @@ def _submitted(municipality_code: str) -> CloudEvent[ReferralSubmitted]:
         age_band=AgeBand.FROM_75,
         submitted_at=datetime.now(UTC),
     )
+    if in_ledger:
+        engine = make_engine(database_url)
+        with engine.begin() as connection:
+            Ledger(connection).add_referral(data.referral_id, municipality_code, data.submitted_at)
+        engine.dispose()
     return CloudEvent[ReferralSubmitted].wrap(
         data,
         service="test-gp-edge",
@@ -50,10 +72,18 @@ def _submitted(municipality_code: str) -> CloudEvent[ReferralSubmitted]:
     )
 
 
+def _ledger_row(database_url: str, referral_id: uuid.UUID):  # type: ignore[no-untyped-def]
+    engine = make_engine(database_url)
+    with engine.connect() as connection:
+        row = Ledger(connection).referral(referral_id)
+    engine.dispose()
+    return row
+
+
 def test_a_referral_is_routed_to_the_organisation_serving_its_municipality(
-    router: DevStack, kafka_topics: str
+    router: DevStack, kafka_topics: str, database_url: str
 ) -> None:
-    event = _submitted("GM0995")  # Lelystad
+    event = _submitted(database_url, "GM0995")  # Lelystad
     key = str(event.data.referral_id).encode()
 
     produce(kafka_topics, topics.REFERRALS_SUBMITTED, event.to_json_bytes(), key)
@@ -68,12 +98,13 @@ def test_a_referral_is_routed_to_the_organisation_serving_its_municipality(
     assert delivered.data.details_url.endswith(str(event.data.referral_id))
     assert delivered.traceparent == event.traceparent, "the trace continues across the hop"
     assert dict(record.headers)["ce-causationid"] == event.id.encode()
+    assert _ledger_row(database_url, event.data.referral_id).organisation_id == "welzijn-lelystad"
 
 
-def test_a_referral_nobody_serves_is_dead_lettered_with_the_reason(
-    router: DevStack, kafka_topics: str
+def test_a_referral_nobody_serves_is_held_for_the_gp_and_dead_lettered(
+    router: DevStack, kafka_topics: str, database_url: str
 ) -> None:
-    event = _submitted("GM9999")
+    event = _submitted(database_url, "GM9999")
     key = str(event.data.referral_id).encode()
 
     produce(kafka_topics, topics.REFERRALS_SUBMITTED, event.to_json_bytes(), key)
@@ -85,15 +116,18 @@ def test_a_referral_nobody_serves_is_dead_lettered_with_the_reason(
     assert dead.service == "router"
     assert dead.original_topic == topics.REFERRALS_SUBMITTED
     assert json.loads(dead.original_value)["id"] == event.id, "the original is kept for replay"
+    row = _ledger_row(database_url, event.data.referral_id)
+    assert row.status is ReferralStatus.ON_HOLD
+    assert "GM9999" in (row.status_reason or "")
 
 
 def test_a_payload_that_breaks_the_contract_is_dead_lettered_and_does_not_block(
-    router: DevStack, kafka_topics: str
+    router: DevStack, kafka_topics: str, database_url: str
 ) -> None:
     bad_key = f"bad-{uuid.uuid4()}".encode()
     broken = json.dumps({"specversion": "1.0", "type": "nl.brug.referral.submitted.v1"})
     produce(kafka_topics, topics.REFERRALS_SUBMITTED, broken.encode(), bad_key)
-    good = _submitted("GM0505")  # Dordrecht, sent after the broken one
+    good = _submitted(database_url, "GM0505")  # Dordrecht, sent after the broken one
     good_key = str(good.data.referral_id).encode()
     produce(kafka_topics, topics.REFERRALS_SUBMITTED, good.to_json_bytes(), good_key)
 
@@ -106,11 +140,24 @@ def test_a_payload_that_breaks_the_contract_is_dead_lettered_and_does_not_block(
     )
 
 
-def test_a_redelivered_record_is_processed_once_per_delivery_and_committed(
-    router: DevStack, kafka_topics: str
+def test_an_event_for_a_referral_the_ledger_does_not_know_is_parked_not_delivered(
+    router: DevStack, kafka_topics: str, database_url: str
 ) -> None:
-    """After a restart the router resumes from its committed offset: nothing is replayed."""
-    before = _submitted("GM0363")
+    orphan = _submitted(database_url, "GM0363", in_ledger=False)
+    key = str(orphan.data.referral_id).encode()
+
+    produce(kafka_topics, topics.REFERRALS_SUBMITTED, orphan.to_json_bytes(), key)
+
+    record = wait_for_record(kafka_topics, topics.DEAD_LETTER, lambda r: r.key == key)
+    dead = CloudEvent[DeadLetter].model_validate_json(record.value).data
+    assert (dead.reason, dead.detail) == ("gave-up", "ReferralNotInLedger after 2 attempts")
+    assert records_with_key(kafka_topics, topics.social_referrals("dynamo-amsterdam"), key) == []
+
+
+def test_after_a_restart_the_router_resumes_without_replaying_what_it_delivered(
+    router: DevStack, kafka_topics: str, database_url: str
+) -> None:
+    before = _submitted(database_url, "GM0363")
     before_key = str(before.data.referral_id).encode()
     produce(kafka_topics, topics.REFERRALS_SUBMITTED, before.to_json_bytes(), before_key)
     organisation_topic = topics.social_referrals("dynamo-amsterdam")
@@ -118,7 +165,10 @@ def test_a_redelivered_record_is_processed_once_per_delivery_and_committed(
 
     router.stop_services()
     router.start_services()
-    after = _submitted("GM0363")
+    produce(
+        kafka_topics, topics.REFERRALS_SUBMITTED, before.to_json_bytes(), before_key
+    )  # a redelivery
+    after = _submitted(database_url, "GM0363")
     after_key = str(after.data.referral_id).encode()
     produce(kafka_topics, topics.REFERRALS_SUBMITTED, after.to_json_bytes(), after_key)
     wait_for_record(kafka_topics, organisation_topic, lambda r: r.key == after_key)

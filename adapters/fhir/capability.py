@@ -1,0 +1,65 @@
+"""The CapabilityStatement: exactly what the edge supports, no more."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from fhir.resources.R4B.capabilitystatement import CapabilityStatement
+
+
+def capability_statement(base_url: str, software_version: str) -> dict[str, Any]:
+    document = {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": date.today().isoformat(),
+        "publisher": "Brug",
+        "kind": "instance",
+        "software": {"name": "Brug FHIR gateway", "version": software_version},
+        "implementation": {
+            "description": "Welzijn op Recept referrals from GP systems to welfare organisations",
+            "url": base_url,
+        },
+        "fhirVersion": "4.0.1",
+        "format": ["application/fhir+json", "application/json"],
+        "rest": [
+            {
+                "mode": "server",
+                "documentation": (
+                    "POST [base] takes a transaction Bundle with one social-prescribing "
+                    "ServiceRequest (intent order), its Patient, an active Consent and the "
+                    "requester (PractitionerRole/Organization with an AGB identifier). "
+                    "Idempotent per X-Request-ID and per ServiceRequest.identifier."
+                ),
+                "security": {
+                    "service": [
+                        {
+                            "coding": [
+                                {
+                                    "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                                    "code": "OAuth",
+                                }
+                            ],
+                            "text": "Bearer token per GP system (see the README for dev tokens)",
+                        }
+                    ]
+                },
+                "interaction": [{"code": "transaction"}],
+                "resource": [
+                    {
+                        "type": "ServiceRequest",
+                        "interaction": [{"code": "create"}],
+                        "conditionalCreate": True,
+                        "documentation": "Patient and Consent contained in the ServiceRequest.",
+                    },
+                    {
+                        "type": "Task",
+                        "interaction": [{"code": "read"}],
+                        "versioning": "versioned",
+                        "documentation": "Tracks a referral; the requesting organisation reads it.",
+                    },
+                ],
+            }
+        ],
+    }
+    return CapabilityStatement.model_validate(document).model_dump(mode="json", exclude_none=True)

@@ -1,0 +1,49 @@
+"""The FHIR resources Brug serves, built from the ledger: Task, transaction-response."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.task import Task
+
+from adapters.ledger.repository import ReferralRow
+from contracts.fhir_systems import AGB, REFERRAL_IDENTIFIER
+
+
+def task_resource(row: ReferralRow) -> dict[str, Any]:
+    """The Task that tracks a referral, as the requesting GP system sees it."""
+    assert row.task_id is not None and row.updated_at is not None and row.created_at is not None
+    task: dict[str, Any] = {
+        "resourceType": "Task",
+        "id": str(row.task_id),
+        "meta": {"versionId": str(row.version), "lastUpdated": row.updated_at.isoformat()},
+        "identifier": [{"system": REFERRAL_IDENTIFIER, "value": str(row.referral_id)}],
+        "basedOn": [
+            {
+                "reference": f"ServiceRequest/{row.referral_id}",
+                "identifier": {
+                    "system": row.service_request_system,
+                    "value": row.service_request_value,
+                },
+            }
+        ],
+        "status": row.status.value,
+        "intent": "order",
+        "authoredOn": row.created_at.isoformat(),
+        "lastModified": row.updated_at.isoformat(),
+        "requester": {"identifier": {"system": AGB, "value": row.requester_agb}},
+        "focus": {"reference": f"ServiceRequest/{row.referral_id}"},
+    }
+    if row.status_reason:
+        task["statusReason"] = {"text": row.status_reason}
+    if row.organisation_id:
+        task["owner"] = {
+            "identifier": {"system": "urn:brug:organisation", "value": row.organisation_id}
+        }
+    return Task.model_validate(task).model_dump(mode="json", exclude_none=True)
+
+
+def transaction_response(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    bundle = {"resourceType": "Bundle", "type": "transaction-response", "entry": entries}
+    return Bundle.model_validate(bundle).model_dump(mode="json", exclude_none=True)

@@ -1,0 +1,59 @@
+"""What the assigned welfare organisation fetches (notified pull): the minimised referral.
+
+Served only over authenticated HTTPS (``GET /social/v1/referrals/{id}``), never on Kafka.
+Deliberately absent: BSN, diagnoses, Condition details, medication, observations.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from contracts.codes import AgeBand, Urgency, WorTheme
+
+
+class _Details(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Address(_Details):
+    lines: list[str] = Field(default_factory=list)
+    postal_code: str | None = None
+    city: str | None = None
+
+
+class Person(_Details):
+    given_names: list[str] = Field(default_factory=list)
+    family_name: str | None = None
+    display_name: str
+    birth_year: int | None = None
+    age: int | None = None
+    age_band: AgeBand
+    phone: list[str] = Field(default_factory=list)
+    email: list[str] = Field(default_factory=list)
+    address: Address | None = None
+    municipality_code: str
+
+
+class Referrer(_Details):
+    name: str | None = None
+    organisation_name: str | None = None
+    agb: str
+    phone: list[str] = Field(default_factory=list)
+    email: list[str] = Field(default_factory=list)
+
+
+class ReferralDetails(_Details):
+    referral_id: UUID
+    organisation_id: str
+    person: Person
+    question: str = Field(description="The GP's question (hulpvraag): note + patient instruction.")
+    themes: list[WorTheme]
+    unmapped_reasons: list[str] = Field(
+        default_factory=list, description="The GP's wording for reasons no table maps."
+    )
+    urgency: Urgency
+    referrer: Referrer
+    submitted_at: datetime

@@ -1,0 +1,91 @@
+"""Reference welfare case system: consumes one organisation's referral events, fetches each
+referral's details with the organisation's token, and files what it got.
+
+    python -m deploy.simulator --organisation dynamo-amsterdam --token dev-welfare-dynamo-amsterdam
+
+The "case file" (one JSON line per referral, ``--case-file``) stands in for the case
+system's own database; its log carries ids only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+from kafka import KafkaConsumer
+
+from adapters.runtime.service import READY_LOG_LINE
+from contracts import topics
+from contracts.cloudevents import CloudEvent
+from contracts.events import ReferralCreated
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = _options(argv)
+    consumer = KafkaConsumer(
+        topics.social_referrals(options.organisation),
+        bootstrap_servers=options.bootstrap_servers,
+        group_id=f"case-system-{options.organisation}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    seen: set[str] = set()
+    consumer.poll(timeout_ms=100)  # join the group before announcing readiness
+    _log(READY_LOG_LINE, organisation=options.organisation)
+    with httpx.Client(timeout=10.0) as http:
+        while not stopping:
+            for records in consumer.poll(timeout_ms=500).values():
+                for record in records:
+                    _handle(record.value, options, http, seen)
+            consumer.commit()
+    consumer.close()
+    return 0
+
+
+def _handle(value: bytes, options: argparse.Namespace, http: httpx.Client, seen: set[str]) -> None:
+    event = CloudEvent[ReferralCreated].model_validate_json(value)
+    if event.id in seen:  # duplicates are harmless: CloudEvents ids identify events
+        return
+    seen.add(event.id)
+    response = http.get(
+        event.data.details_url, headers={"Authorization": f"Bearer {options.token}"}
+    )
+    entry: dict[str, Any] = {
+        "event_id": event.id,
+        "referral_id": str(event.data.referral_id),
+        "event": json.loads(value),
+        "details_status": response.status_code,
+        "details": response.json() if response.status_code == 200 else None,
+    }
+    with options.case_file.open("a") as case_file:
+        case_file.write(json.dumps(entry) + "\n")
+    _log("referral received", referral_id=entry["referral_id"], details_status=response.status_code)
+
+
+def _log(event: str, **fields: Any) -> None:
+    print(json.dumps({"event": event, "service": "case-system-simulator", **fields}), flush=True)
+
+
+def _options(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--organisation", required=True)
+    parser.add_argument("--token", required=True)
+    parser.add_argument("--bootstrap-servers", default="127.0.0.1:19092")
+    parser.add_argument("--case-file", type=Path, required=True)
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""FHIR gateway: the medical edge. GP systems submit referrals (FHIR R4) and read their Tasks."""

@@ -1,0 +1,317 @@
+"""FHIR gateway: ``POST [base]`` (transaction), ``POST [base]/ServiceRequest``,
+``GET [base]/Task/{id}``, ``GET [base]/metadata`` — FastAPI in front, Kafka behind."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import OperationalError
+
+from adapters.clients import (
+    Client,
+    ClientKind,
+    Unauthenticated,
+    authenticate_bearer,
+    load_clients,
+)
+from adapters.database import make_async_engine
+from adapters.directory import load_directory
+from adapters.fhir.capability import capability_statement
+from adapters.fhir.outcomes import FHIR_JSON, FhirProblem, operation_outcome
+from adapters.fhir.resources import task_resource
+from adapters.ledger.repository import Ledger, StoredResponse
+from adapters.postcodes import load_postcode_table
+from adapters.runtime import configure_logging, make_broker
+from adapters.runtime.service import brug_version, make_asyncapi
+from contracts import topics
+from contracts.cloudevents import CloudEvent
+from contracts.events import ReferralSubmitted
+from contracts.mappings import wor_theme_table
+from services.fhir_gateway.settings import GatewaySettings
+from services.fhir_gateway.submission import SERVICE, Reply, Submissions
+from services.fhir_gateway.translation import (
+    Located,
+    parse_bundle,
+    parse_service_request,
+    read_referral,
+)
+
+ACCEPTED_TYPES = {"application/fhir+json", "application/json"}
+RETRY_AFTER_SECONDS = "10"
+
+settings = GatewaySettings()
+configure_logging(SERVICE, settings.log_level, settings.log_format)
+log = structlog.get_logger(f"brug.{SERVICE}")
+clients = load_clients(settings.clients_path)
+directory = load_directory(settings.directory_path)
+postcodes = load_postcode_table(settings.postcode_table_path)
+themes = wor_theme_table()
+broker = make_broker(settings, service=SERVICE)
+asyncapi = make_asyncapi(
+    broker,
+    service=SERVICE,
+    description="The medical edge's Kafka side: every accepted referral, minimised.",
+)
+referrals_submitted = broker.publisher(
+    topics.REFERRALS_SUBMITTED,
+    title=topics.REFERRALS_SUBMITTED,
+    description="A referral accepted from a GP system and stored. Key: referral id.",
+    schema=CloudEvent[ReferralSubmitted],
+)
+engine = make_async_engine(settings.database_url)
+submissions = Submissions(
+    engine=engine,
+    publisher=referrals_submitted,
+    retention=timedelta(days=settings.details_retention_days),
+    publish_timeout=settings.publish_timeout_seconds,
+)
+
+
+@asynccontextmanager
+async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    await broker.start()
+    log.info("brug service ready", port=settings.fhir_port, directory_version=directory.version)
+    yield
+    await broker.stop()
+    await engine.dispose()
+
+
+app = FastAPI(title="Brug FHIR gateway", version=brug_version(), lifespan=lifespan)
+
+
+@app.exception_handler(FhirProblem)
+async def _problem(_: Request, problem: FhirProblem) -> Response:
+    return fhir_response(problem.status, problem.outcome(), problem.headers)
+
+
+@app.get("/fhir/metadata")
+async def metadata() -> Response:
+    return fhir_response(200, capability_statement(settings.fhir_base_url, brug_version()))
+
+
+@app.post("/fhir")
+async def transaction(request: Request) -> Response:
+    return await _submission(request, parse_bundle, as_transaction=True)
+
+
+@app.post("/fhir/ServiceRequest")
+async def create_service_request(request: Request) -> Response:
+    return await _submission(request, parse_service_request, as_transaction=False)
+
+
+@app.get("/fhir/Task/{task_id}")
+async def read_task(task_id: str, request: Request) -> Response:
+    client = authenticate(request, ClientKind.GP)
+    row = None
+    if _is_uuid(task_id):
+        async with _database() as connection:
+            row = await connection.run_sync(
+                lambda c: Ledger(c).referral_by_task(uuid.UUID(task_id))
+            )
+    # Another organisation's Task answers like a missing one: its existence is not ours to know.
+    if row is None or row.requester_agb != client.organisation:
+        raise FhirProblem(404, "not-found", f"Task/{task_id} is not known", "Task.id")
+    async with _database(write=True) as connection:
+        await connection.run_sync(
+            lambda c: Ledger(c).audit(
+                actor=f"client:{client.client_id}",
+                action="read-task",
+                referral_id=row.referral_id,
+                detail={},
+            )
+        )
+    return fhir_response(200, task_resource(row), {"ETag": f'W/"{row.version}"'})
+
+
+async def _submission(request: Request, parse: Any, *, as_transaction: bool) -> Response:
+    client = authenticate(request, ClientKind.GP)
+    body = await _read_body(request)
+    request_id = request.headers.get("x-request-id")
+    request_hash = hashlib.sha256(body).hexdigest()
+    if request_id and (stored := await _stored_reply(client, request_id)):
+        return _replay(stored, request_hash)
+    located: list[Located] = parse(_json(body))
+    intake = read_referral(
+        located,
+        today=datetime.now(UTC).date(),
+        postcodes=postcodes,
+        directory=directory,
+        themes=themes,
+    )
+    if intake.requester_agb != client.organisation:
+        raise FhirProblem(
+            403,
+            "forbidden",
+            "this client submits referrals for its own organisation only "
+            f"(AGB {client.organisation}), not for AGB {intake.requester_agb}",
+            "ServiceRequest.requester",
+        )
+    _check_if_none_exist(intake.if_none_exist, intake.service_request_system)
+    async with _infrastructure_guard():
+        reply = await submissions.submit(intake, client, request.headers.get("traceparent"))
+    if not as_transaction:
+        reply = _as_create(reply)
+    if request_id:
+        await _store_reply(client, request_id, request_hash, reply)
+    log.info(
+        "referral submitted" if reply.status == 201 else "referral resubmitted",
+        client_id=client.client_id,
+        status=reply.status,
+    )
+    return fhir_response(reply.status, reply.body, _location_header(reply))
+
+
+def authenticate(request: Request, kind: ClientKind) -> Client:
+    try:
+        return authenticate_bearer(clients, request.headers.get("authorization"), kind)
+    except Unauthenticated as refused:
+        code = "login" if "required" in refused.detail else "security"
+        raise FhirProblem(
+            401, code, refused.detail, headers={"WWW-Authenticate": refused.challenge}
+        ) from None
+
+
+async def _read_body(request: Request) -> bytes:
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type not in ACCEPTED_TYPES:
+        raise FhirProblem(
+            415,
+            "not-supported",
+            f"content type {media_type or '(none)'} is not supported; "
+            "send application/fhir+json or application/json",
+        )
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > settings.max_body_bytes:
+        raise _too_large()
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > settings.max_body_bytes:
+            raise _too_large()
+    return body
+
+
+def _too_large() -> FhirProblem:
+    return FhirProblem(413, "too-long", f"the request body exceeds {settings.max_body_bytes} bytes")
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise FhirProblem(400, "structure", f"the body is not valid JSON: {error}") from None
+
+
+def _check_if_none_exist(criteria: str | None, identifier_system: str) -> None:
+    """Conditional create is answered by the identifier check in ``Submissions.submit``;
+    only ``identifier=system|value`` matching the ServiceRequest's own is supported."""
+    if not criteria:
+        return
+    name, _, value = criteria.partition("=")
+    if name != "identifier" or not value.startswith(f"{identifier_system}|"):
+        raise FhirProblem(
+            400,
+            "not-supported",
+            "ifNoneExist supports only identifier=<system>|<value> of the ServiceRequest",
+            "Bundle.entry.request.ifNoneExist",
+        )
+
+
+async def _stored_reply(client: Client, request_id: str) -> StoredResponse | None:
+    async with _infrastructure_guard(), _database() as connection:
+        return await connection.run_sync(
+            lambda c: Ledger(c).stored_response(client.client_id, request_id)
+        )
+
+
+def _replay(stored: StoredResponse, request_hash: str) -> Response:
+    if stored.request_hash != request_hash:
+        raise FhirProblem(
+            409,
+            "duplicate",
+            "this X-Request-ID was already used for a different request body",
+        )
+    reply = Reply(stored.status, stored.body["body"], stored.body.get("location"))
+    return fhir_response(reply.status, reply.body, _location_header(reply))
+
+
+async def _store_reply(client: Client, request_id: str, request_hash: str, reply: Reply) -> None:
+    async with _database(write=True) as connection:
+        await connection.run_sync(
+            lambda c: Ledger(c).store_response(
+                client.client_id,
+                request_id,
+                request_hash,
+                reply.status,
+                {"body": reply.body, "location": reply.location},
+            )
+        )
+
+
+def _as_create(reply: Reply) -> Reply:
+    """``POST [base]/ServiceRequest`` answers as a create: an OperationOutcome naming the Task."""
+    task = next(
+        e for e in reply.body["entry"] if e.get("resource", {}).get("resourceType") == "Task"
+    )
+    service_request = reply.body["entry"][0]["response"]["location"]
+    outcome = operation_outcome(
+        "information",
+        "informational",
+        f"referral accepted as {service_request}; tracked by {task['response']['location']}",
+    )
+    outcome["issue"][0]["details"] = {"text": task["response"]["location"]}
+    return Reply(reply.status, outcome, location=service_request)
+
+
+def _location_header(reply: Reply) -> dict[str, str]:
+    return {"Location": f"{settings.fhir_base_url}/{reply.location}"} if reply.location else {}
+
+
+def fhir_response(
+    status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> Response:
+    return JSONResponse(body, status_code=status, headers=headers, media_type=FHIR_JSON)
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _database(write: bool = False) -> Any:
+    return engine.begin() if write else engine.connect()
+
+
+@asynccontextmanager
+async def _infrastructure_guard() -> AsyncIterator[None]:
+    """Broker or database unavailable → 503 with Retry-After; nothing was accepted."""
+    try:
+        yield
+    except (OperationalError, TimeoutError, OSError) as error:
+        raise _unavailable(error) from None
+    except Exception as error:
+        if type(error).__module__.startswith(("aiokafka", "kafka")):
+            raise _unavailable(error) from None
+        raise
+
+
+def _unavailable(error: BaseException) -> FhirProblem:
+    log.warning("infrastructure unavailable", error_type=type(error).__name__)
+    return FhirProblem(
+        503,
+        "transient",
+        "Brug cannot make the referral durable right now; nothing was accepted, retry later",
+        headers={"Retry-After": RETRY_AFTER_SECONDS},
+    )

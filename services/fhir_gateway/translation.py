@@ -1,0 +1,466 @@
+"""From a GP's FHIR referral to what Brug keeps: validated, consent-checked, minimised.
+
+Pure: a parsed request in, an ``Intake`` out, or a ``FhirProblem`` naming the offending
+element by FHIRPath. What the social side may see is decided here and nowhere else:
+name, contact details, age, municipality, the GP's question, themes and the referrer.
+Diagnoses, Condition text, medication, observations and the BSN never leave this module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.servicerequest import ServiceRequest
+from pydantic import ValidationError
+
+from adapters.fhir.outcomes import FhirProblem, fhirpath_of
+from contracts.codes import AgeBand, Urgency, WorTheme
+from contracts.details import Address, Person, Referrer
+from contracts.directory import WelfareDirectory
+from contracts.fhir_systems import AGB, BSN
+from contracts.mappings import ThemeTable
+from contracts.postcodes import PostcodeTable
+from services.fhir_gateway.bsn import is_valid_bsn
+
+URGENCY_BY_PRIORITY = {
+    "routine": Urgency.ROUTINE,
+    "urgent": Urgency.URGENT,
+    "asap": Urgency.ASAP,
+    "stat": Urgency.ASAP,
+}
+
+
+@dataclass(frozen=True)
+class Located:
+    """A resource from the request with the FHIRPath it was found at."""
+
+    resource: dict[str, Any]
+    path: str
+    request: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Intake:
+    service_request_system: str
+    service_request_value: str
+    if_none_exist: str | None
+    requester_agb: str
+    municipality_code: str
+    organisation_id: str
+    themes: list[WorTheme]
+    unmapped_reasons: list[str]
+    urgency: Urgency
+    person: Person
+    question: str
+    referrer: Referrer
+    entries: list[Located]
+
+
+class _References:
+    """Resolves references within one request: ``urn:uuid:…``, ``Type/id``, ``#contained``."""
+
+    def __init__(self, located: list[Located]) -> None:
+        self.located = located
+        self.by_reference: dict[str, Located] = {}
+        for item in located:
+            resource = item.resource
+            if full_url := (item.request or {}).get("fullUrl"):
+                self.by_reference[full_url] = item
+            if "id" in resource:
+                self.by_reference[f"{resource['resourceType']}/{resource['id']}"] = item
+                self.by_reference[f"#{resource['id']}"] = item
+
+    def resolve(self, reference: dict[str, Any] | None, expected: str) -> Located | None:
+        target = (reference or {}).get("reference")
+        found = self.by_reference.get(target) if target else None
+        return found if found and found.resource["resourceType"] == expected else None
+
+    def all_of(self, resource_type: str) -> list[Located]:
+        return [item for item in self.located if item.resource["resourceType"] == resource_type]
+
+
+def parse_bundle(document: Any) -> list[Located]:
+    """Structural checks of a transaction Bundle; returns its entries with their paths."""
+    _expect_resource_type(document, "Bundle")
+    if document.get("type") != "transaction":
+        raise FhirProblem(
+            400,
+            "invalid",
+            f"Bundle.type must be 'transaction', not {document.get('type')!r}",
+            "Bundle.type",
+        )
+    _validate_model(Bundle, document, "Bundle")
+    located = []
+    for index, entry in enumerate(document.get("entry") or []):
+        resource = entry.get("resource")
+        if not isinstance(resource, dict):
+            continue
+        request = {"fullUrl": entry.get("fullUrl"), **(entry.get("request") or {})}
+        path = f"Bundle.entry[{index}].resource.ofType({resource.get('resourceType')})"
+        located.append(Located(resource, path, request))
+    return located
+
+
+def parse_service_request(document: Any) -> list[Located]:
+    """``POST [base]/ServiceRequest``: Patient, Consent and requester are contained."""
+    _expect_resource_type(document, "ServiceRequest")
+    _validate_model(ServiceRequest, document, "ServiceRequest")
+    located = [Located(document, "ServiceRequest", {"method": "POST", "url": "ServiceRequest"})]
+    for index, contained in enumerate(document.get("contained") or []):
+        path = f"ServiceRequest.contained[{index}].ofType({contained.get('resourceType')})"
+        located.append(Located(contained, path))
+    return located
+
+
+def read_referral(
+    located: list[Located],
+    *,
+    today: date,
+    postcodes: PostcodeTable,
+    directory: WelfareDirectory,
+    themes: ThemeTable,
+) -> Intake:
+    references = _References(located)
+    service_request = _the_service_request(references)
+    sr = service_request.resource
+    patient = references.resolve(sr.get("subject"), "Patient")
+    if patient is None:
+        raise FhirProblem(
+            422,
+            "required",
+            "the ServiceRequest's subject must reference a Patient sent in the same request",
+            f"{service_request.path}.subject",
+        )
+    _check_consent(references, patient, today)
+    _check_bsn(patient)
+    identifier_system, identifier_value = _service_request_identifier(service_request)
+    person, municipality_code = _person(patient, today, postcodes)
+    organisation = directory.organisation_for(municipality_code)
+    if organisation is None:
+        raise FhirProblem(
+            422,
+            "business-rule",
+            f"no welfare organisation in Brug's directory serves municipality "
+            f"{municipality_code}, where the patient's postcode lies",
+            f"{patient.path}.address.postalCode",
+        )
+    mapped, unmapped = _themes(sr, references, themes)
+    return Intake(
+        service_request_system=identifier_system,
+        service_request_value=identifier_value,
+        if_none_exist=(service_request.request or {}).get("ifNoneExist"),
+        requester_agb=_requester_agb(references, service_request),
+        municipality_code=municipality_code,
+        organisation_id=organisation.id,
+        themes=mapped,
+        unmapped_reasons=unmapped,
+        urgency=URGENCY_BY_PRIORITY.get(sr.get("priority", "routine"), Urgency.ROUTINE),
+        person=person,
+        question=_question(sr),
+        referrer=_referrer(references, service_request),
+        entries=located,
+    )
+
+
+def _expect_resource_type(document: Any, expected: str) -> None:
+    if not isinstance(document, dict):
+        raise FhirProblem(400, "structure", f"expected a JSON object with a {expected}")
+    actual = document.get("resourceType")
+    if actual != expected:
+        raise FhirProblem(
+            400, "invalid", f"expected resourceType {expected}, got {actual!r}", "resourceType"
+        )
+
+
+def _validate_model(model: Any, document: dict[str, Any], root: str) -> None:
+    try:
+        model.model_validate(document)
+    except ValidationError as error:
+        first = error.errors(include_input=False, include_url=False)[0]
+        raise FhirProblem(
+            400,
+            "structure",
+            f"not valid FHIR R4: {first['msg']} ({error.error_count()} problem(s))",
+            fhirpath_of(tuple(first["loc"]), root),
+        ) from None
+
+
+def _the_service_request(references: _References) -> Located:
+    requests = references.all_of("ServiceRequest")
+    if len(requests) != 1:
+        raise FhirProblem(
+            422,
+            "required",
+            f"a referral carries exactly one ServiceRequest, found {len(requests)}",
+            "Bundle.entry.resource.ofType(ServiceRequest)",
+        )
+    service_request = requests[0]
+    intent = service_request.resource.get("intent")
+    if intent != "order":
+        raise FhirProblem(
+            422,
+            "value",
+            f"ServiceRequest.intent must be 'order', not {intent!r}",
+            f"{service_request.path}.intent",
+        )
+    return service_request
+
+
+def _service_request_identifier(service_request: Located) -> tuple[str, str]:
+    for identifier in service_request.resource.get("identifier") or []:
+        if identifier.get("system") and identifier.get("value"):
+            return identifier["system"], identifier["value"]
+    raise FhirProblem(
+        422,
+        "required",
+        "the ServiceRequest needs an identifier (system and value) so retries are recognised",
+        f"{service_request.path}.identifier",
+    )
+
+
+def _check_consent(references: _References, patient: Located, today: date) -> None:
+    consents = [
+        c
+        for c in references.all_of("Consent")
+        if references.resolve(c.resource.get("patient"), "Patient") is patient
+    ]
+    if not consents:
+        raise FhirProblem(
+            422,
+            "required",
+            "no Consent for this Patient: a referral crosses to the social domain only "
+            "with the patient's consent",
+            "Bundle.entry.resource.ofType(Consent)",
+        )
+    problems = [_consent_problem(consent, today) for consent in consents]
+    if all(problems):
+        consent, problem = next((c, p) for c, p in zip(consents, problems, strict=True) if p)
+        raise FhirProblem(422, "business-rule", problem[0], f"{consent.path}.{problem[1]}")
+
+
+def _consent_problem(consent: Located, today: date) -> tuple[str, str] | None:
+    resource = consent.resource
+    if resource.get("status") != "active":
+        return f"the Consent is {resource.get('status')!r}, not 'active'", "status"
+    provision = resource.get("provision") or {}
+    if provision.get("type") == "deny":
+        return "the Consent denies sharing", "provision.type"
+    end = (provision.get("period") or {}).get("end")
+    if end and date.fromisoformat(end[:10]) < today:
+        return f"the Consent expired on {end[:10]}", "provision.period.end"
+    return None
+
+
+def _check_bsn(patient: Located) -> None:
+    for index, identifier in enumerate(patient.resource.get("identifier") or []):
+        if identifier.get("system") == BSN and not is_valid_bsn(str(identifier.get("value", ""))):
+            raise FhirProblem(
+                422,
+                "value",
+                "the BSN fails the elfproef (eleven test)",
+                f"{patient.path}.identifier[{index}].value",
+            )
+
+
+def _person(patient: Located, today: date, postcodes: PostcodeTable) -> tuple[Person, str]:
+    resource = patient.resource
+    given, family, display = _name(patient)
+    phones, emails = _telecom(resource.get("telecom"))
+    address, address_index = _current_address(resource.get("address"))
+    if not phones and not emails and not (address and address.lines and address.postal_code):
+        raise FhirProblem(
+            422,
+            "required",
+            "no usable contact details: the coach needs a phone number, an e-mail address "
+            "or a postal address",
+            f"{patient.path}.telecom",
+        )
+    if address is None or not address.postal_code:
+        raise FhirProblem(
+            422,
+            "required",
+            "the patient's postcode is needed to find their municipality",
+            f"{patient.path}.address.postalCode",
+        )
+    municipality = postcodes.municipality_for(address.postal_code)
+    if municipality is None:
+        raise FhirProblem(
+            422,
+            "value",
+            "the patient's postcode is not a known Dutch postcode",
+            f"{patient.path}.address[{address_index}].postalCode",
+        )
+    birth_year, age = _age(resource.get("birthDate"), today)
+    if age is None:
+        raise FhirProblem(
+            422,
+            "required",
+            "the patient's birth date is needed for the coach (age band)",
+            f"{patient.path}.birthDate",
+        )
+    person = Person(
+        given_names=given,
+        family_name=family,
+        display_name=display,
+        birth_year=birth_year,
+        age=age,
+        age_band=AgeBand.for_age(age),
+        phone=phones,
+        email=emails,
+        address=address,
+        municipality_code=municipality,
+    )
+    return person, municipality
+
+
+def _name(patient: Located) -> tuple[list[str], str | None, str]:
+    names = patient.resource.get("name") or []
+    preferred = sorted(names, key=lambda n: {"official": 0, "usual": 1}.get(n.get("use"), 2))
+    for name in preferred:
+        if display := _display_name(name):
+            return [g for g in name.get("given") or [] if g], name.get("family"), display
+    raise FhirProblem(
+        422,
+        "required",
+        "the Patient needs a name so the coach can address them",
+        f"{patient.path}.name",
+    )
+
+
+def _display_name(name: dict[str, Any]) -> str:
+    given = [g for g in name.get("given") or [] if g]
+    return str(name.get("text") or " ".join([*given, name.get("family") or ""]).strip())
+
+
+def _telecom(points: list[dict[str, Any]] | None) -> tuple[list[str], list[str]]:
+    usable = [p for p in points or [] if p.get("value") and not (p.get("period") or {}).get("end")]
+    phones = [p["value"] for p in usable if p.get("system") in {"phone", "sms"}]
+    emails = [p["value"] for p in usable if p.get("system") == "email"]
+    return phones, emails
+
+
+def _current_address(addresses: list[dict[str, Any]] | None) -> tuple[Address | None, int]:
+    """The home address still in use; else the first current one."""
+    current = [
+        (index, a)
+        for index, a in enumerate(addresses or [])
+        if a.get("use") != "old" and not (a.get("period") or {}).get("end")
+    ]
+    current.sort(key=lambda pair: 0 if pair[1].get("use") == "home" else 1)
+    if not current:
+        return None, 0
+    index, chosen = current[0]
+    return (
+        Address(
+            lines=chosen.get("line") or [],
+            postal_code=chosen.get("postalCode"),
+            city=chosen.get("city"),
+        ),
+        index,
+    )
+
+
+def _age(birth_date: str | None, today: date) -> tuple[int | None, int | None]:
+    if not birth_date:
+        return None, None
+    year = int(birth_date[:4])
+    if len(birth_date) < 10:
+        return year, today.year - year
+    born = date.fromisoformat(birth_date[:10])
+    age = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+    return year, age
+
+
+def _themes(
+    sr: dict[str, Any], references: _References, table: ThemeTable
+) -> tuple[list[WorTheme], list[str]]:
+    """Themes from ServiceRequest.reasonCode and the codes of referenced Conditions.
+
+    A Condition contributes its code's theme only: its text, notes and other details
+    are medical and stay behind.
+    """
+    themes: list[WorTheme] = []
+    unmapped: list[str] = []
+    for concept in sr.get("reasonCode") or []:
+        found = _mapped(concept, table)
+        themes += found
+        if not found:
+            wording = concept.get("text") or next(
+                (c.get("display") for c in concept.get("coding") or [] if c.get("display")), None
+            )
+            if wording:
+                unmapped.append(wording)
+    for reference in sr.get("reasonReference") or []:
+        if condition := references.resolve(reference, "Condition"):
+            themes += _mapped(condition.resource.get("code") or {}, table)
+    ordered = list(dict.fromkeys(themes))
+    return ordered or [WorTheme.OTHER], unmapped
+
+
+def _mapped(concept: dict[str, Any], table: ThemeTable) -> list[WorTheme]:
+    return [
+        theme
+        for coding in concept.get("coding") or []
+        if (theme := table.theme_for(coding.get("system", ""), coding.get("code", "")))
+    ]
+
+
+def _question(sr: dict[str, Any]) -> str:
+    parts = [note.get("text", "") for note in sr.get("note") or []]
+    parts.append(sr.get("patientInstruction") or "")
+    return "\n\n".join(part.strip() for part in parts if part and part.strip())
+
+
+def _requester_agb(references: _References, service_request: Located) -> str:
+    requester = service_request.resource.get("requester")
+    for candidate in _requester_chain(references, requester):
+        for identifier in candidate.resource.get("identifier") or []:
+            if identifier.get("system") == AGB and identifier.get("value"):
+                return str(identifier["value"])
+    raise FhirProblem(
+        422,
+        "required",
+        "the requester (PractitionerRole or Organization) needs an AGB identifier",
+        f"{service_request.path}.requester",
+    )
+
+
+def _requester_chain(references: _References, requester: dict[str, Any] | None) -> list[Located]:
+    """The practice first (its AGB identifies the referring organisation), then the rest."""
+    chain: list[Located] = []
+    if role := references.resolve(requester, "PractitionerRole"):
+        if organisation := references.resolve(role.resource.get("organization"), "Organization"):
+            chain.append(organisation)
+        chain.append(role)
+        if practitioner := references.resolve(role.resource.get("practitioner"), "Practitioner"):
+            chain.append(practitioner)
+    for kind in ("Organization", "Practitioner"):
+        if found := references.resolve(requester, kind):
+            chain.append(found)
+    return chain
+
+
+def _referrer(references: _References, service_request: Located) -> Referrer:
+    chain = _requester_chain(references, service_request.resource.get("requester"))
+    phones: list[str] = []
+    emails: list[str] = []
+    name = organisation_name = None
+    for item in chain:
+        resource = item.resource
+        item_phones, item_emails = _telecom(resource.get("telecom"))
+        phones += item_phones
+        emails += item_emails
+        if resource["resourceType"] == "Organization":
+            organisation_name = resource.get("name")
+        if resource["resourceType"] == "Practitioner" and resource.get("name"):
+            name = _display_name(resource["name"][0]) or None
+    return Referrer(
+        name=name,
+        organisation_name=organisation_name,
+        agb=_requester_agb(references, service_request),
+        phone=list(dict.fromkeys(phones)),
+        email=list(dict.fromkeys(emails)),
+    )
