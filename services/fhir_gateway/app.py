@@ -99,6 +99,7 @@ async def metadata() -> Response:
 
 
 @app.post("/fhir")
+@app.post("/fhir/", include_in_schema=False)  # clients that join the base URL with "/"
 async def transaction(request: Request) -> Response:
     return await _submission(request, parse_bundle, as_transaction=True)
 
