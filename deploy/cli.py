@@ -15,6 +15,12 @@ dev = typer.Typer(help="Run the whole stack as local processes.", no_args_is_hel
 contracts_cli = typer.Typer(help="The published contract files.", no_args_is_help=True)
 app.add_typer(dev, name="dev")
 app.add_typer(contracts_cli, name="contracts")
+directory_cli = typer.Typer(
+    help="The welfare directory and the postcode table.", no_args_is_help=True
+)
+ledger_cli = typer.Typer(help="The referral ledger.", no_args_is_help=True)
+app.add_typer(directory_cli, name="directory")
+app.add_typer(ledger_cli, name="ledger")
 
 StateDir = Annotated[
     Path | None,
@@ -108,6 +114,43 @@ def contracts_generate() -> None:
 
     for path in write_contract_files():
         typer.echo(f"wrote {path}")
+
+
+@directory_cli.command("import-cbs")
+def directory_import_cbs(
+    cbs_file: Annotated[Path, typer.Argument(help="CBS postcode-huisnummer table (;-separated)")],
+    output: Annotated[Path, typer.Option(help="Where to write Brug's PC4 table")],
+    version: Annotated[str, typer.Option(help="Version label, e.g. cbs-2024-08")],
+) -> None:
+    """Reduce CBS's address table to Brug's PC4 -> municipality table."""
+    from adapters.postcodes import import_cbs_rows
+
+    with cbs_file.open(encoding="utf-8-sig") as lines:
+        imported = import_cbs_rows(lines)
+    output.write_text(imported.to_csv(version))
+    typer.echo(f"{len(imported.municipality_by_pc4)} PC4 areas written to {output}")
+    for pc4, counts in sorted(imported.split_pc4.items()):
+        typer.echo(f"  {pc4} spans {counts}; kept the municipality with most addresses")
+
+
+@ledger_cli.command("purge-details")
+def ledger_purge_details() -> None:
+    """Erase personal details past their retention date (BRUG_DETAILS_RETENTION_DAYS at intake)."""
+    from datetime import UTC, datetime
+
+    from adapters.database import make_engine
+    from adapters.ledger.repository import Ledger
+    from adapters.runtime import ServiceSettings
+
+    engine = make_engine(ServiceSettings().database_url)
+    with engine.begin() as connection:
+        ledger = Ledger(connection)
+        erased = ledger.purge_expired_details(datetime.now(UTC))
+        ledger.audit(
+            actor="cli:brug", action="purge-details", referral_id=None, detail={"erased": erased}
+        )
+    engine.dispose()
+    typer.echo(f"erased the personal details of {erased} referral(s)")
 
 
 def _print_status(statuses) -> None:  # type: ignore[no-untyped-def]

@@ -9,13 +9,17 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from contracts import topics
+from deploy.demo import sample_bundle
 from deploy.devstack.processes import ManagedProcess
+from deploy.devstack.stack import dev_tokens
 from tests.conftest import free_port
 from tests.helpers import wait_for_record
 
@@ -43,6 +47,7 @@ def stack_env() -> Iterator[dict[str, str]]:
         "BRUG_FHIR_PORT": str(free_port()),
         "BRUG_SOCIAL_PORT": str(free_port()),
         "TEST_BOOTSTRAP": f"127.0.0.1:{kafka_port}",
+        "BRUG_PUBLISH_TIMEOUT_SECONDS": "3",
     }
     yield env
     subprocess.run([BRUG, "dev", "down"], env=env, capture_output=True, check=False)
@@ -72,6 +77,15 @@ EVERYTHING = {
 def all_healthy(env: dict[str, str]) -> bool:
     found = statuses(env)
     return set(found) == EVERYTHING and all(found.values())
+
+
+def submit(env: dict[str, str], bundle: dict[str, object]) -> httpx.Response:
+    return httpx.post(
+        f"http://127.0.0.1:{env['BRUG_FHIR_PORT']}/fhir",
+        json=bundle,
+        headers={"Authorization": f"Bearer {dev_tokens()['his-amsterdam-centrum']}"},
+        timeout=30,
+    )
 
 
 def processes_mentioning(text: str) -> list[str]:
@@ -105,6 +119,11 @@ def test_up_status_crash_recovery_and_down(stack_env: dict[str, str]) -> None:
     ManagedProcess("kafka", state_dir).kill()  # a crash: SIGKILL, no clean shutdown
     assert statuses(stack_env)["kafka"] is False
     assert brug(stack_env, "dev", "status").returncode == 1
+    bundle = sample_bundle(f"WOR-{uuid.uuid4()}")
+    refused = submit(stack_env, bundle)
+    assert refused.status_code == 503, refused.text
+    assert refused.headers["retry-after"] == "10"
+    assert refused.json()["issue"][0]["code"] == "transient"
 
     again = brug(stack_env, "dev", "up")
     assert again.returncode == 0, again.stderr
@@ -114,6 +133,8 @@ def test_up_status_crash_recovery_and_down(stack_env: dict[str, str]) -> None:
         topics.social_referrals("dynamo-amsterdam"),
         lambda record: record.key == referral_id.encode(),
     )
+    accepted = submit(stack_env, bundle)
+    assert accepted.status_code == 201, "the refused submission left nothing half-accepted"
 
     down = brug(stack_env, "dev", "down")
     assert down.returncode == 0, down.stderr

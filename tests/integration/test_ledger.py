@@ -11,7 +11,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import select
 
 from adapters.database import current_revision, database_health, head_revision, make_engine
-from adapters.ledger.repository import Ledger
+from adapters.ledger.repository import Ledger, NewReferral
 from adapters.ledger.tables import audit_log, metadata
 from contracts.codes import ReferralStatus
 
@@ -81,3 +81,59 @@ def test_a_referral_its_status_history_and_audit_trail_round_trip(database_url: 
         (ReferralStatus.RECEIVED, "router"),
     ]
     assert audit == [("org:dynamo-amsterdam", "read-details")]
+
+
+def _intake(referral_id: uuid.UUID, value: str, retain_until: datetime) -> NewReferral:
+    now = datetime.now(UTC)
+    return NewReferral(
+        referral_id=referral_id,
+        task_id=uuid.uuid4(),
+        client_id="his-test",
+        requester_agb="01999009",
+        service_request_system="urn:test",
+        service_request_value=value,
+        municipality_code="GM0363",
+        themes=["loneliness"],
+        age_band="75-84",
+        urgency="routine",
+        submitted_at=now,
+        details={"person": {"display_name": "Test Persoon"}},
+        retain_until=retain_until,
+    )
+
+
+def test_personal_details_past_retention_are_erased_and_the_ids_stay(database_url: str) -> None:
+    expired, kept = uuid.uuid4(), uuid.uuid4()
+    now = datetime.now(UTC)
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            ledger = Ledger(connection)
+            ledger.record_intake(_intake(expired, f"old-{expired}", now - timedelta(days=1)))
+            ledger.record_intake(_intake(kept, f"new-{kept}", now + timedelta(days=30)))
+        with engine.begin() as connection:
+            erased = Ledger(connection).purge_expired_details(now)
+        with engine.connect() as connection:
+            ledger = Ledger(connection)
+            assert ledger.details(expired) is None
+            assert ledger.details(kept) == {"person": {"display_name": "Test Persoon"}}
+            assert ledger.referral(expired) is not None, "the referral's ids and history stay"
+    finally:
+        engine.dispose()
+    assert erased >= 1
+
+
+def test_one_service_request_identifier_per_practice_is_enforced_by_the_database(
+    database_url: str,
+) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    value = f"dup-{uuid.uuid4()}"
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            Ledger(connection).record_intake(_intake(uuid.uuid4(), value, datetime.now(UTC)))
+        with pytest.raises(IntegrityError), engine.begin() as connection:
+            Ledger(connection).record_intake(_intake(uuid.uuid4(), value, datetime.now(UTC)))
+    finally:
+        engine.dispose()
