@@ -58,3 +58,28 @@ def records_with_key(bootstrap: str, topic: str, key: bytes, settle: float = 2.0
         return found
     finally:
         consumer.close()
+
+
+def collect_by_key(
+    bootstrap: str, topic: str, keys: set[bytes], timeout: float = 60.0, settle: float = 1.0
+) -> dict[bytes, list[bytes]]:
+    """Every record value on ``topic`` for each of ``keys``: read from the beginning until
+    all keys were seen (or ``timeout``), then ``settle`` seconds more to catch duplicates."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        found: dict[bytes, list[bytes]] = {}
+        deadline = time.monotonic() + timeout
+        settled_at: float | None = None
+        while time.monotonic() < (settled_at or deadline):
+            for records in consumer.poll(timeout_ms=300).values():
+                for record in records:
+                    if record.key in keys:
+                        found.setdefault(record.key, []).append(record.value)
+            if settled_at is None and len(found) == len(keys):
+                settled_at = time.monotonic() + settle
+        return found
+    finally:
+        consumer.close()
