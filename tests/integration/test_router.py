@@ -150,7 +150,10 @@ def test_an_event_for_a_referral_the_ledger_does_not_know_is_parked_not_delivere
 
     record = wait_for_record(kafka_topics, topics.DEAD_LETTER, lambda r: r.key == key)
     dead = CloudEvent[DeadLetter].model_validate_json(record.value).data
-    assert (dead.reason, dead.detail) == ("gave-up", "ReferralNotInLedger after 2 attempts")
+    # Any router in the group may hold the partition (the e2e stack runs one too), so the
+    # attempt count is whichever router's limit applied.
+    assert dead.reason == "gave-up"
+    assert dead.detail.startswith("ReferralNotInLedger after ")
     assert records_with_key(kafka_topics, topics.social_referrals("dynamo-amsterdam"), key) == []
 
 
