@@ -13,6 +13,27 @@ DEAD_LETTER = "brug.deadletter.v1"
 """Records no handler could process, with the reason. Key: the original record's key."""
 
 
+GP_REFERRALS_PATTERN = r"brug\.gp\.referrals\.[a-z0-9][a-z0-9-]*\.v1"
+"""Every GP system's inbound topic, for the gateway's pattern subscription."""
+
+
+def gp_referrals(client_id: str) -> str:
+    """FHIR Bundles a GP system on the bus submits (same as POST [base]). Key: its request id.
+    Carries personal data, so it is kept one day only (see ``all_topics``)."""
+    return f"brug.gp.referrals.{_checked(client_id)}.v1"
+
+
+def gp_outcomes(client_id: str) -> str:
+    """The answer to each inbound Bundle: transaction-response or OperationOutcome.
+    Key: the request's key; header ``brug-status``: the HTTP status it would have had."""
+    return f"brug.gp.outcomes.{_checked(client_id)}.v1"
+
+
+def client_of_gp_topic(topic: str) -> str | None:
+    match = re.fullmatch(r"brug\.gp\.referrals\.([a-z0-9][a-z0-9-]*)\.v1", topic)
+    return match.group(1) if match else None
+
+
 def social_referrals(organisation_id: str) -> str:
     """Referral events for one welfare organisation. Key: referral id."""
     return f"brug.social.referrals.{_checked(organisation_id)}.v1"
@@ -29,11 +50,25 @@ def _checked(organisation_id: str) -> str:
     return organisation_id
 
 
-def all_topics(organisation_ids: list[str]) -> list[str]:
-    """Every topic Brug needs for a directory with these organisations."""
-    per_organisation = [
-        topic
+ONE_DAY_MS = str(24 * 3600 * 1000)
+
+
+def all_topics(
+    organisation_ids: list[str], gp_client_ids: list[str]
+) -> list[tuple[str, dict[str, str]]]:
+    """Every topic Brug needs, with its topic configuration, for these organisations and
+    GP systems."""
+    per_organisation: list[tuple[str, dict[str, str]]] = [
+        (topic, {})
         for organisation_id in organisation_ids
         for topic in (social_referrals(organisation_id), social_status(organisation_id))
     ]
-    return [REFERRALS_SUBMITTED, DEAD_LETTER, *per_organisation]
+    per_gp_system = [
+        pair
+        for client_id in gp_client_ids
+        for pair in (
+            (gp_referrals(client_id), {"retention.ms": ONE_DAY_MS}),
+            (gp_outcomes(client_id), {}),
+        )
+    ]
+    return [(REFERRALS_SUBMITTED, {}), (DEAD_LETTER, {}), *per_organisation, *per_gp_system]

@@ -83,12 +83,17 @@ def setup() -> None:
     from adapters.kafka_admin import wait_until_reachable
     from adapters.runtime import ServiceSettings
     from deploy.devstack.provision import provision
-    from deploy.devstack.stack import StackConfig
 
     settings = ServiceSettings()
     wait_until_reachable(settings.kafka_bootstrap_servers)
-    directory_path = StackConfig.from_environment(default_state_dir()).directory_path
-    typer.echo(provision(settings.kafka_bootstrap_servers, settings.database_url, directory_path))
+    typer.echo(
+        provision(
+            settings.kafka_bootstrap_servers,
+            settings.database_url,
+            settings.directory_path,
+            settings.clients_path,
+        )
+    )
 
 
 @app.command("demo")

@@ -25,7 +25,7 @@ from adapters.database import migrate
 from deploy.devstack.kafka import KafkaNode
 from deploy.devstack.postgres import PostgresCluster
 from deploy.devstack.provision import create_topics
-from deploy.devstack.stack import DEFAULT_DIRECTORY
+from deploy.devstack.stack import DEFAULT_CLIENTS, DEFAULT_DIRECTORY
 
 
 def free_port() -> int:
@@ -71,7 +71,7 @@ def kafka_bootstrap(infrastructure_dir: Path) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def kafka_topics(kafka_bootstrap: str) -> str:
     """The broker with every topic of the sample directory created."""
-    create_topics(kafka_bootstrap, DEFAULT_DIRECTORY)
+    create_topics(kafka_bootstrap, DEFAULT_DIRECTORY, DEFAULT_CLIENTS)
     return kafka_bootstrap
 
 

@@ -29,6 +29,7 @@ SIMULATED_ORGANISATIONS: tuple[str, ...] = ("dynamo-amsterdam", "welzijn-lelysta
 DEV_TOKENS = DEPLOY_DIR / "clients" / "dev-tokens.txt"
 SERVICE_READY_MARKER = READY_LOG_LINE
 DEFAULT_DIRECTORY = DEPLOY_DIR / "directory" / "sample.json"
+DEFAULT_CLIENTS = DEPLOY_DIR / "clients" / "dev.json"
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class StackConfig:
     external_kafka: str | None = None
     external_database: str | None = None
     directory_path: Path = DEFAULT_DIRECTORY
+    clients_path: Path = DEFAULT_CLIENTS
 
     @classmethod
     def from_environment(cls, state_dir: Path) -> StackConfig:
@@ -57,6 +59,7 @@ class StackConfig:
             or env.get("BRUG_KAFKA_BOOTSTRAP_SERVERS"),
             external_database=env.get("BRUG_DATABASE_URL"),
             directory_path=Path(env.get("BRUG_DIRECTORY_PATH", DEFAULT_DIRECTORY)),
+            clients_path=Path(env.get("BRUG_CLIENTS_PATH", DEFAULT_CLIENTS)),
         )
 
 
@@ -110,7 +113,12 @@ class DevStack:
             self.kafka.start()
         if self.config.external_database is None:
             self.postgres.start()
-        provision(self.bootstrap_servers, self.database_url, self.config.directory_path)
+        provision(
+            self.bootstrap_servers,
+            self.database_url,
+            self.config.directory_path,
+            self.config.clients_path,
+        )
         self._write_connection_file()
 
     def up(self, timeout: float = 60.0) -> None:
@@ -200,6 +208,7 @@ class DevStack:
             "BRUG_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
             "BRUG_DATABASE_URL": self.database_url,
             "BRUG_DIRECTORY_PATH": str(self.config.directory_path),
+            "BRUG_CLIENTS_PATH": str(self.config.clients_path),
             "BRUG_FHIR_PORT": str(self.config.fhir_port),
             "BRUG_FHIR_BASE_URL": self.fhir_base_url,
             "BRUG_SOCIAL_PORT": str(self.config.social_port),

@@ -14,6 +14,7 @@ from typing import Any
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from faststream.kafka import KafkaMessage
 from sqlalchemy.exc import OperationalError
 
 from adapters.clients import (
@@ -30,7 +31,8 @@ from adapters.fhir.outcomes import FHIR_JSON, FhirProblem, operation_outcome
 from adapters.fhir.resources import task_resource
 from adapters.ledger.repository import Ledger, StoredResponse
 from adapters.postcodes import load_postcode_table
-from adapters.runtime import configure_logging, make_broker
+from adapters.runtime import Unprocessable, configure_logging, make_broker
+from adapters.runtime.kafka import consumer_group
 from adapters.runtime.service import brug_version, make_asyncapi
 from contracts import topics
 from contracts.cloudevents import CloudEvent
@@ -60,6 +62,11 @@ asyncapi = make_asyncapi(
     broker,
     service=SERVICE,
     description="The medical edge's Kafka side: every accepted referral, minimised.",
+)
+outcomes = broker.publisher(
+    "brug.gp.outcomes.{client_id}.v1",
+    title="brug.gp.outcomes.{client_id}.v1",
+    description="The answer to a Bundle a GP system put on its inbound topic. Key: its key.",
 )
 referrals_submitted = broker.publisher(
     topics.REFERRALS_SUBMITTED,
@@ -136,7 +143,27 @@ async def read_task(task_id: str, request: Request) -> Response:
 async def _submission(request: Request, parse: Any, *, as_transaction: bool) -> Response:
     client = authenticate(request, ClientKind.GP)
     body = await _read_body(request)
-    request_id = request.headers.get("x-request-id")
+    reply = await process_submission(
+        client,
+        body,
+        parse,
+        request_id=request.headers.get("x-request-id"),
+        traceparent=request.headers.get("traceparent"),
+        as_transaction=as_transaction,
+    )
+    return fhir_response(reply.status, reply.body, _location_header(reply))
+
+
+async def process_submission(
+    client: Client,
+    body: bytes,
+    parse: Any,
+    *,
+    request_id: str | None,
+    traceparent: str | None,
+    as_transaction: bool = True,
+) -> Reply:
+    """One submission, whether it came over HTTP or Kafka: the same checks, the same answer."""
     request_hash = hashlib.sha256(body).hexdigest()
     if request_id and (stored := await _stored_reply(client, request_id)):
         return _replay(stored, request_hash)
@@ -158,7 +185,7 @@ async def _submission(request: Request, parse: Any, *, as_transaction: bool) -> 
         )
     _check_if_none_exist(intake.if_none_exist, intake.service_request_system)
     async with _infrastructure_guard():
-        reply = await submissions.submit(intake, client, request.headers.get("traceparent"))
+        reply = await submissions.submit(intake, client, traceparent)
     if not as_transaction:
         reply = _as_create(reply)
     if request_id:
@@ -168,7 +195,40 @@ async def _submission(request: Request, parse: Any, *, as_transaction: bool) -> 
         client_id=client.client_id,
         status=reply.status,
     )
-    return fhir_response(reply.status, reply.body, _location_header(reply))
+    return reply
+
+
+@broker.subscriber(pattern=topics.GP_REFERRALS_PATTERN, group_id=consumer_group(SERVICE))
+async def handle_kafka_submission(body: Any, message: KafkaMessage) -> None:
+    """GP systems on the bus: the Bundle on ``brug.gp.referrals.<client>.v1``, the answer on
+    ``brug.gp.outcomes.<client>.v1`` under the same key. The topic is the identity (Kafka ACLs
+    let only that GP system write it); the key is the request id."""
+    record: Any = message.raw_message  # one ConsumerRecord: this is not a batch subscriber
+    client_id = topics.client_of_gp_topic(record.topic)
+    client = next((c for c in clients.clients if c.client_id == client_id), None)
+    if client is None or client.kind is not ClientKind.GP:
+        raise Unprocessable("invalid-payload", f"no GP system is registered for {record.topic}")
+    request_id = (
+        record.key.decode() if record.key else f"{record.topic}/{record.partition}/{record.offset}"
+    )
+    try:
+        reply = await process_submission(
+            client,
+            record.value or b"",
+            parse_bundle,
+            request_id=request_id,
+            traceparent=message.headers.get("traceparent"),
+        )
+    except FhirProblem as problem:
+        if problem.status == 503:
+            raise ConnectionError(problem.diagnostics) from None  # retried, with backoff
+        reply = Reply(problem.status, problem.outcome())
+    await outcomes.publish(
+        json.dumps(reply.body).encode(),
+        topic=topics.gp_outcomes(client.client_id),
+        key=record.key,
+        headers={"content-type": FHIR_JSON, "brug-status": str(reply.status)},
+    )
 
 
 def authenticate(request: Request, kind: ClientKind) -> Client:
@@ -234,15 +294,14 @@ async def _stored_reply(client: Client, request_id: str) -> StoredResponse | Non
         )
 
 
-def _replay(stored: StoredResponse, request_hash: str) -> Response:
+def _replay(stored: StoredResponse, request_hash: str) -> Reply:
     if stored.request_hash != request_hash:
         raise FhirProblem(
             409,
             "duplicate",
             "this X-Request-ID was already used for a different request body",
         )
-    reply = Reply(stored.status, stored.body["body"], stored.body.get("location"))
-    return fhir_response(reply.status, reply.body, _location_header(reply))
+    return Reply(stored.status, stored.body["body"], stored.body.get("location"))
 
 
 async def _store_reply(client: Client, request_id: str, request_hash: str, reply: Reply) -> None:
