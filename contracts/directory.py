@@ -25,6 +25,24 @@ class WelfareOrganisation(BaseModel):
     name: str = Field(min_length=1)
     municipalities: list[str] = Field(min_length=1)
     delivery: DeliveryChannel = DeliveryChannel.KAFKA
+    webhook_url: str | None = Field(
+        default=None, pattern=r"^https?://", description="Where webhook delivery POSTs."
+    )
+    webhook_secret_env: str | None = Field(
+        default=None,
+        pattern=r"^[A-Z][A-Z0-9_]*$",
+        description="Environment variable holding the HMAC-SHA256 signing secret.",
+    )
+
+    @model_validator(mode="after")
+    def _webhook_needs_url_and_secret(self) -> Self:
+        if self.delivery is DeliveryChannel.WEBHOOK and not (
+            self.webhook_url and self.webhook_secret_env
+        ):
+            raise ValueError(
+                f"{self.id}: webhook delivery needs webhook_url and webhook_secret_env"
+            )
+        return self
 
     @model_validator(mode="after")
     def _municipality_codes(self) -> Self:

@@ -108,3 +108,25 @@ audit_log = Table(
     Column("detail", JSONB, nullable=False, server_default="{}"),
     Index("ix_audit_log_referral", "referral_id", "at"),
 )
+
+# Webhook deliveries: the state that lets retries survive restarts, and parks what fails.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("event_id", String(64), primary_key=True),
+    Column(
+        "referral_id",
+        Uuid,
+        ForeignKey("referrals.referral_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("organisation_id", String(63), nullable=False),
+    Column("event", JSONB, nullable=False),
+    Column("state", String(16), nullable=False),  # pending | delivered | parked
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("last_error", String(500), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Index("ix_webhook_deliveries_due", "state", "next_attempt_at"),
+)

@@ -13,6 +13,7 @@ DeadLetterReason = Literal[
     "invalid-payload",  # not JSON, or not the contract the topic promises
     "unroutable",  # no organisation serves the referral's municipality
     "gave-up",  # a handler kept failing; the record is parked instead of blocking its partition
+    "undeliverable",  # a webhook kept failing past the retry window
 ]
 
 

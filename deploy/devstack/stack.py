@@ -23,7 +23,9 @@ from deploy.devstack.processes import ManagedProcess
 from deploy.devstack.provision import provision
 
 # Each service is a module run with ``python -m``; add new services here.
-SERVICES: tuple[str, ...] = ("router", "fhir_gateway", "social_gateway")
+SERVICES: tuple[str, ...] = ("router", "fhir_gateway", "social_gateway", "webhook_delivery")
+# Signing secrets of the sample directory's webhook organisations (dev only; set your own).
+DEV_WEBHOOK_SECRETS = {"BRUG_WEBHOOK_SECRET_XTRA_ZOETERMEER": "dev-webhook-secret-xtra"}
 # Reference case systems (deploy/simulator) the dev stack runs beside the services.
 SIMULATED_ORGANISATIONS: tuple[str, ...] = ("dynamo-amsterdam", "welzijn-lelystad")
 DEV_TOKENS = DEPLOY_DIR / "clients" / "dev-tokens.txt"
@@ -204,6 +206,7 @@ class DevStack:
 
     def service_environment(self, name: str) -> dict[str, str]:
         return {
+            **DEV_WEBHOOK_SECRETS,
             **os.environ,
             "BRUG_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
             "BRUG_DATABASE_URL": self.database_url,

@@ -4,16 +4,20 @@ driven over HTTP and Kafka the way GP systems and welfare case systems use it.""
 from __future__ import annotations
 
 import copy
+import json
+import threading
 import uuid
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from adapters.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from deploy.demo import sample_bundle
-from deploy.devstack.stack import DevStack, StackConfig, dev_tokens
+from deploy.devstack.stack import DEFAULT_DIRECTORY, DevStack, StackConfig, dev_tokens
 from tests.conftest import free_port
 
 TOKENS = dev_tokens()
@@ -23,8 +27,77 @@ WELFARE_AMSTERDAM = TOKENS["case-dynamo-amsterdam"]
 WELFARE_LELYSTAD = TOKENS["case-welzijn-lelystad"]
 
 
+WEBHOOK_SECRET = "e2e-webhook-secret"
+
+
+class WebhookReceiver:
+    """A welfare organisation's HTTPS endpoint: verifies signatures, fails on demand."""
+
+    def __init__(self) -> None:
+        self.received: list[dict[str, Any]] = []
+        self.failures_left: dict[str, int] = {}  # referral id -> 500s still to answer
+        self.always_fail: set[str] = set()
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                valid = verify(
+                    WEBHOOK_SECRET,
+                    self.headers[TIMESTAMP_HEADER],
+                    body,
+                    self.headers[SIGNATURE_HEADER],
+                )
+                referral_id = json.loads(body)["event"]["data"]["referral_id"]
+                with receiver.lock:
+                    receiver.received.append(
+                        {
+                            "referral_id": referral_id,
+                            "valid": valid,
+                            "body": json.loads(body),
+                            "delivery_id": self.headers["Brug-Delivery-Id"],
+                        }
+                    )
+                    left = receiver.failures_left.get(referral_id, 0)
+                    failing = referral_id in receiver.always_fail or left > 0
+                    if left:
+                        receiver.failures_left[referral_id] = left - 1
+                self.send_response(500 if failing or not valid else 204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/brug/referrals"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def attempts_for(self, referral_id: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return [r for r in self.received if r["referral_id"] == referral_id]
+
+
 @pytest.fixture(scope="session")
-def stack(kafka_topics: str, database_url: str, infrastructure_dir: Path) -> Iterator[DevStack]:
+def webhook_receiver() -> Iterator[WebhookReceiver]:
+    receiver = WebhookReceiver()
+    yield receiver
+    receiver.server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def stack(
+    kafka_topics: str,
+    database_url: str,
+    infrastructure_dir: Path,
+    webhook_receiver: WebhookReceiver,
+) -> Iterator[DevStack]:
+    directory = json.loads(DEFAULT_DIRECTORY.read_text())
+    for organisation in directory["organisations"]:
+        if organisation["delivery"] == "webhook":
+            organisation["webhook_url"] = webhook_receiver.url
+    directory_path = infrastructure_dir / "e2e-directory.json"
+    directory_path.write_text(json.dumps(directory))
     running = DevStack(
         StackConfig(
             state_dir=infrastructure_dir / "e2e",
@@ -32,9 +105,16 @@ def stack(kafka_topics: str, database_url: str, infrastructure_dir: Path) -> Ite
             social_port=free_port(),
             external_kafka=kafka_topics,
             external_database=database_url,
+            directory_path=directory_path,
         )
     )
-    running.start_services()
+    with pytest.MonkeyPatch.context() as environment:
+        # Short webhook timings so retries and parking happen within a test.
+        environment.setenv("BRUG_WEBHOOK_SECRET_XTRA_ZOETERMEER", WEBHOOK_SECRET)
+        environment.setenv("BRUG_WEBHOOK_BACKOFF_BASE_SECONDS", "0.2")
+        environment.setenv("BRUG_WEBHOOK_MAX_AGE_SECONDS", "4")
+        environment.setenv("BRUG_WEBHOOK_POLL_SECONDS", "0.1")
+        running.start_services()
     yield running
     running.stop_services()
 

@@ -69,6 +69,7 @@ EVERYTHING = {
     "router",
     "fhir_gateway",
     "social_gateway",
+    "webhook_delivery",
     "case-system-dynamo-amsterdam",
     "case-system-welzijn-lelystad",
 }

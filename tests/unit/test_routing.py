@@ -35,6 +35,8 @@ def _directory() -> WelfareDirectory:
                     "name": "Xtra",
                     "municipalities": ["GM0637", "GM1916"],
                     "delivery": "webhook",
+                    "webhook_url": "https://xtra.example/brug",
+                    "webhook_secret_env": "XTRA_SECRET",
                 },
             ],
         }
