@@ -72,4 +72,6 @@ def database_health(url: str) -> tuple[bool, str]:
 def make_async_engine(url: str) -> AsyncEngine:
     """For services: ``async with engine.begin() as c: await c.run_sync(work)`` keeps the
     ledger code synchronous while the event loop stays free."""
-    return create_async_engine(sqlalchemy_url(url), pool_pre_ping=True, pool_size=5)
+    # No pre-ping: it costs a round trip per checkout on the hot path; a dead connection
+    # fails the request (503 at the edge, a retry on Kafka) and is replaced.
+    return create_async_engine(sqlalchemy_url(url), pool_size=10, pool_recycle=1800)

@@ -57,6 +57,13 @@ class ReferralRow:
 
 
 @dataclass(frozen=True)
+class Assignment:
+    outcome: str  # "assigned" | "already-assigned" | "unknown"
+    organisation_id: str | None
+    published: bool
+
+
+@dataclass(frozen=True)
 class StatusChange:
     status: ReferralStatus
     source: str
@@ -132,12 +139,33 @@ class Ledger:
     def referral_by_task(self, task_id: UUID) -> ReferralRow | None:
         return self._one(referrals.c.task_id == task_id)
 
-    def assign(self, referral_id: UUID, organisation_id: str, *, at: datetime) -> None:
-        """Record the organisation the router chose (the Task stays ``requested``)."""
+    def assign(self, referral_id: UUID, organisation_id: str, *, at: datetime) -> Assignment:
+        """Record the organisation the router chose (the Task stays ``requested``), once.
+        One round trip on the common path."""
+        assigned = self.connection.execute(
+            update(referrals)
+            .where((referrals.c.referral_id == referral_id) & referrals.c.organisation_id.is_(None))
+            .values(organisation_id=organisation_id, updated_at=at)
+            .returning(referrals.c.referral_id)
+        ).first()
+        if assigned is not None:
+            return Assignment("assigned", organisation_id, published=False)
+        row = self.connection.execute(
+            select(referrals.c.organisation_id, referrals.c.routed_event_published_at).where(
+                referrals.c.referral_id == referral_id
+            )
+        ).first()
+        if row is None:
+            return Assignment("unknown", None, published=False)
+        return Assignment(
+            "already-assigned", row.organisation_id, row.routed_event_published_at is not None
+        )
+
+    def mark_routed_event_published(self, referral_id: UUID, at: datetime) -> None:
         self.connection.execute(
             update(referrals)
             .where(referrals.c.referral_id == referral_id)
-            .values(organisation_id=organisation_id, updated_at=at)
+            .values(routed_event_published_at=at)
         )
 
     def change_status(

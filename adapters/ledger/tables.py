@@ -43,6 +43,8 @@ referrals = Table(
     Column("urgency", String(16), nullable=True),
     Column("status_reason", String(500), nullable=True),
     Column("version", Integer, nullable=False, server_default=text("1")),
+    # Set once the router's referral event is acknowledged by Kafka (see services/router).
+    Column("routed_event_published_at", DateTime(timezone=True), nullable=True),
     # One referral per ServiceRequest identifier per GP organisation, whatever the retries.
     UniqueConstraint(
         "requester_agb",

@@ -39,7 +39,7 @@ from contracts.cloudevents import CloudEvent
 from contracts.events import ReferralSubmitted
 from contracts.mappings import wor_theme_table
 from services.fhir_gateway.settings import GatewaySettings
-from services.fhir_gateway.submission import SERVICE, Reply, Submissions
+from services.fhir_gateway.submission import SERVICE, Remember, Reply, Submissions
 from services.fhir_gateway.translation import (
     Located,
     parse_bundle,
@@ -185,11 +185,13 @@ async def process_submission(
         )
     _check_if_none_exist(intake.if_none_exist, intake.service_request_system)
     async with _infrastructure_guard():
-        reply = await submissions.submit(intake, client, traceparent)
-    if not as_transaction:
-        reply = _as_create(reply)
-    if request_id:
-        await _store_reply(client, request_id, request_hash, reply)
+        reply = await submissions.submit(
+            intake,
+            client,
+            traceparent,
+            shape=(lambda reply: reply) if as_transaction else _as_create,
+            remember=Remember(request_id, request_hash) if request_id else None,
+        )
     log.info(
         "referral submitted" if reply.status == 201 else "referral resubmitted",
         client_id=client.client_id,
@@ -302,19 +304,6 @@ def _replay(stored: StoredResponse, request_hash: str) -> Reply:
             "this X-Request-ID was already used for a different request body",
         )
     return Reply(stored.status, stored.body["body"], stored.body.get("location"))
-
-
-async def _store_reply(client: Client, request_id: str, request_hash: str, reply: Reply) -> None:
-    async with _database(write=True) as connection:
-        await connection.run_sync(
-            lambda c: Ledger(c).store_response(
-                client.client_id,
-                request_id,
-                request_hash,
-                reply.status,
-                {"body": reply.body, "location": reply.location},
-            )
-        )
 
 
 def _as_create(reply: Reply) -> Reply:

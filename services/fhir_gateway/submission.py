@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,11 +25,20 @@ from adapters.clients import Client
 from adapters.fhir.resources import task_resource, transaction_response
 from adapters.ledger.repository import Ledger, NewReferral, ReferralRow
 from contracts.cloudevents import CloudEvent
+from contracts.codes import ReferralStatus
 from contracts.details import ReferralDetails
 from contracts.events import ReferralSubmitted
 from services.fhir_gateway.translation import Intake
 
 SERVICE = "fhir-gateway"
+
+
+@dataclass(frozen=True)
+class Remember:
+    """Store the answer for this client's X-Request-ID (with the body's hash)."""
+
+    request_id: str
+    request_hash: str
 
 
 @dataclass(frozen=True)
@@ -45,31 +55,57 @@ class Submissions:
     retention: timedelta
     publish_timeout: float
 
-    async def submit(self, intake: Intake, client: Client, traceparent: str | None) -> Reply:
+    async def submit(
+        self,
+        intake: Intake,
+        client: Client,
+        traceparent: str | None,
+        *,
+        shape: Callable[[Reply], Reply] = lambda reply: reply,
+        remember: Remember | None = None,
+    ) -> Reply:
         """Accept the referral once: a second submission of the same ServiceRequest
-        identifier (or ``ifNoneExist`` match) answers with the referral that exists."""
+        identifier (or ``ifNoneExist`` match) answers with the referral that exists.
+
+        ``shape`` turns the transaction-response into what the caller answers; with
+        ``remember`` that answer is stored for its X-Request-ID in the same transaction."""
         try:
-            return await self._submit_once(intake, client, traceparent)
+            return await self._submit_once(intake, client, traceparent, shape, remember)
         except IntegrityError:
             # A concurrent twin committed first; answer as a retry would be answered.
-            async with self.engine.connect() as connection:
+            async with self.engine.begin() as connection:
                 existing = await connection.run_sync(_existing, intake)
-            if existing is None:
-                raise
-            return _reply(intake, existing, created=False)
+                if existing is None:
+                    raise
+                reply = shape(_reply(intake, existing, created=False))
+                if remember:
+                    await connection.run_sync(_remember, client, remember, reply)
+            return reply
 
-    async def _submit_once(self, intake: Intake, client: Client, traceparent: str | None) -> Reply:
+    async def _submit_once(
+        self,
+        intake: Intake,
+        client: Client,
+        traceparent: str | None,
+        shape: Callable[[Reply], Reply],
+        remember: Remember | None,
+    ) -> Reply:
         async with self.engine.begin() as connection:
             existing = await connection.run_sync(_existing, intake)
+            new: NewReferral | None = None
             if existing is not None:
                 await connection.run_sync(_audit, client, "resubmitted", existing.referral_id)
-                return _reply(intake, existing, created=False)
-            new = self._new_referral(intake, client)
-            await connection.run_sync(_record, new, client)
-            await asyncio.wait_for(self._publish(new, traceparent), self.publish_timeout)
-            row = await connection.run_sync(lambda c: Ledger(c).referral(new.referral_id))
-            assert row is not None
-            return _reply(intake, row, created=True)
+                reply = shape(_reply(intake, existing, created=False))
+            else:
+                new = self._new_referral(intake, client)
+                await connection.run_sync(_record, new, client)
+                reply = shape(_reply(intake, _as_row(new), created=True))
+            if remember:
+                await connection.run_sync(_remember, client, remember, reply)
+            if new is not None:
+                # Last, so a publish failure rolls back everything above.
+                await asyncio.wait_for(self._publish(new, traceparent), self.publish_timeout)
+            return reply
 
     def _new_referral(self, intake: Intake, client: Client) -> NewReferral:
         referral_id = uuid.uuid4()
@@ -119,6 +155,35 @@ class Submissions:
             key=str(new.referral_id).encode(),
             headers={"content-type": "application/cloudevents+json"},
         )
+
+
+def _remember(connection: Connection, client: Client, remember: Remember, reply: Reply) -> None:
+    Ledger(connection).store_response(
+        client.client_id,
+        remember.request_id,
+        remember.request_hash,
+        reply.status,
+        {"body": reply.body, "location": reply.location},
+    )
+
+
+def _as_row(new: NewReferral) -> ReferralRow:
+    """The ledger row just written, without reading it back."""
+    return ReferralRow(
+        referral_id=new.referral_id,
+        organisation_id=None,
+        municipality_code=new.municipality_code,
+        status=ReferralStatus.REQUESTED,
+        task_id=new.task_id,
+        client_id=new.client_id,
+        requester_agb=new.requester_agb,
+        service_request_system=new.service_request_system,
+        service_request_value=new.service_request_value,
+        version=1,
+        created_at=new.submitted_at,
+        updated_at=new.submitted_at,
+        themes=new.themes,
+    )
 
 
 def _existing(connection: Connection, intake: Intake) -> ReferralRow | None:

@@ -1,12 +1,14 @@
 """Router service: ``brug.referrals.submitted.v1`` → ``brug.social.referrals.<org>.v1``.
 
-The ledger records the assignment in the same transaction that waits for the publish,
-so a redelivered record finds the referral already assigned and is skipped: after a
-crash nothing is lost and nothing reaches an organisation twice.
+The assignment is committed first, then the event is published, then the publish is
+recorded. A redelivered record finds the referral assigned: if the publish was recorded it
+is skipped, otherwise published again under the same (deterministic) event id. So after a
+crash nothing is lost, and an organisation never sees two different events for a referral.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 
@@ -15,7 +17,7 @@ from sqlalchemy import Connection
 
 from adapters.database import make_async_engine
 from adapters.directory import load_directory
-from adapters.ledger.repository import Ledger
+from adapters.ledger.repository import Assignment, Ledger
 from adapters.runtime import Unprocessable, configure_logging, make_app, make_broker
 from adapters.runtime.kafka import consumer_group
 from contracts import topics
@@ -26,6 +28,7 @@ from services.router.routing import route
 from services.router.settings import RouterSettings
 
 SERVICE = "router"
+LEDGER_WAITS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2)  # seconds, about 0.4 s in all
 
 settings = RouterSettings()
 configure_logging(SERVICE, settings.log_level, settings.log_format)
@@ -61,7 +64,13 @@ class ReferralNotInLedger(Exception):
     a race that resolves within milliseconds; persisting, it is dead-lettered."""
 
 
-@broker.subscriber(topics.REFERRALS_SUBMITTED, group_id=consumer_group(SERVICE))
+# One consumer per partition (in one group): partitions are routed concurrently, each
+# still in order, and each commits only what it handled.
+@broker.subscriber(
+    topics.REFERRALS_SUBMITTED,
+    group_id=consumer_group(SERVICE),
+    max_workers=settings.router_workers,
+)
 async def handle_submitted(event: CloudEvent[ReferralSubmitted]) -> None:
     submitted = event.data
     now = datetime.now(UTC)
@@ -71,24 +80,29 @@ async def handle_submitted(event: CloudEvent[ReferralSubmitted]) -> None:
         async with engine.begin() as connection:
             await connection.run_sync(_hold, submitted.referral_id, unroutable.detail, now)
         raise
+    assignment = await _assign_when_known(created, now)
+    if assignment.published:
+        log.info("referral already routed", referral_id=str(submitted.referral_id))
+        return
+    if assignment.organisation_id != created.organisation_id:
+        # Assigned before under an older directory: the first assignment stands.
+        created = created.model_copy(update={"organisation_id": assignment.organisation_id})
+    outgoing = CloudEvent[ReferralCreated].wrap(
+        created,
+        service=SERVICE,
+        traceparent=event.traceparent,
+        # Deterministic: should a publish be repeated, consumers see the same event id.
+        event_id=str(uuid.uuid5(created.referral_id, ReferralCreated.EVENT_TYPE)),
+    )
+    await referral_for_organisation.publish(
+        outgoing.to_json_bytes(),
+        topic=topics.social_referrals(created.organisation_id),
+        key=str(created.referral_id).encode(),
+        headers={"content-type": "application/cloudevents+json", "ce-causationid": event.id},
+    )
     async with engine.begin() as connection:
-        organisation = await connection.run_sync(_assigned_organisation, submitted.referral_id)
-        if organisation is not None:
-            log.info("referral already routed", referral_id=str(submitted.referral_id))
-            return
-        await connection.run_sync(_assign, created, now)
-        outgoing = CloudEvent[ReferralCreated].wrap(
-            created,
-            service=SERVICE,
-            traceparent=event.traceparent,
-            # Deterministic: should a publish be repeated, consumers see the same event id.
-            event_id=str(uuid.uuid5(created.referral_id, ReferralCreated.EVENT_TYPE)),
-        )
-        await referral_for_organisation.publish(
-            outgoing.to_json_bytes(),
-            topic=topics.social_referrals(created.organisation_id),
-            key=str(created.referral_id).encode(),
-            headers={"content-type": "application/cloudevents+json", "ce-causationid": event.id},
+        await connection.run_sync(
+            lambda c: Ledger(c).mark_routed_event_published(created.referral_id, datetime.now(UTC))
         )
     log.info(
         "referral routed",
@@ -99,22 +113,32 @@ async def handle_submitted(event: CloudEvent[ReferralSubmitted]) -> None:
     )
 
 
-def _assigned_organisation(connection: Connection, referral_id: uuid.UUID) -> str | None:
-    row = Ledger(connection).referral(referral_id)
-    if row is None:
-        raise ReferralNotInLedger(f"referral {referral_id} is not in the ledger")
-    return row.organisation_id
+async def _assign_when_known(created: ReferralCreated, now: datetime) -> Assignment:
+    """Commit the assignment before the event exists, so a case system that fetches the
+    details at once finds the referral assigned to it.
+
+    The gateway commits its ledger row a moment after Kafka acknowledged the submission,
+    so a referral can arrive here first: wait briefly before calling it unknown."""
+    for pause in LEDGER_WAITS:
+        async with engine.begin() as connection:
+            assignment = await connection.run_sync(_assign, created, now)
+        if assignment.outcome != "unknown":
+            return assignment
+        await asyncio.sleep(pause)
+    raise ReferralNotInLedger(f"referral {created.referral_id} is not in the ledger")
 
 
-def _assign(connection: Connection, created: ReferralCreated, now: datetime) -> None:
+def _assign(connection: Connection, created: ReferralCreated, now: datetime) -> Assignment:
     ledger = Ledger(connection)
-    ledger.assign(created.referral_id, created.organisation_id, at=now)
-    ledger.audit(
-        actor=f"service:{SERVICE}",
-        action="routed",
-        referral_id=created.referral_id,
-        detail={"organisation_id": created.organisation_id, "directory": directory.version},
-    )
+    assignment = ledger.assign(created.referral_id, created.organisation_id, at=now)
+    if assignment.outcome == "assigned":
+        ledger.audit(
+            actor=f"service:{SERVICE}",
+            action="routed",
+            referral_id=created.referral_id,
+            detail={"organisation_id": created.organisation_id, "directory": directory.version},
+        )
+    return assignment
 
 
 def _hold(connection: Connection, referral_id: uuid.UUID, reason: str, now: datetime) -> None:

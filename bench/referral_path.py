@@ -1,0 +1,281 @@
+"""Benchmark: referrals through the running path vs. bare Kafka, in the same run.
+
+    .venv/bin/python -m bench.referral_path [--seconds 10] [--rate 100] [--concurrency 32]
+
+Starts its own Kafka, PostgreSQL and Brug services (or uses KAFKA_BOOTSTRAP_SERVERS /
+BRUG_DATABASE_URL), then measures:
+1. sustained throughput: closed-loop GP clients POST referrals for ``--seconds``;
+2. end-to-end latency at a fixed offered rate (``--rate``/s, open loop): from the GP's
+   201 to the referral event arriving on the organisation's topic;
+3. the baseline, same run, same broker: aiokafka alone producing (acks=all) and consuming
+   records of the same size, at full speed and at the same fixed rate.
+Prints a table with the ratios (Brug / baseline). Machines here are noisy: compare ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from adapters.kafka_admin import TopicSpec, ensure_topics
+from contracts import topics
+from deploy.demo import sample_bundle
+from deploy.devstack.stack import DevStack, StackConfig, dev_tokens
+from tests.conftest import free_port
+
+ORGANISATION_TOPIC = topics.social_referrals("dynamo-amsterdam")
+BASELINE_TOPIC = "brug.bench.baseline.v1"
+
+
+@dataclass
+class Figures:
+    throughput_per_second: float
+    latencies_ms: list[float]
+
+    def percentile(self, p: float) -> float:
+        ordered = sorted(self.latencies_ms)
+        return (
+            ordered[min(len(ordered) - 1, int(len(ordered) * p / 100))] if ordered else float("nan")
+        )
+
+
+class Arrivals:
+    """Consumes a topic from its end and records when each key arrives."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.consumer = AIOKafkaConsumer(
+            topic, bootstrap_servers=bootstrap, auto_offset_reset="latest"
+        )
+        self.arrived: dict[bytes, float] = {}
+        self.waiters: dict[bytes, asyncio.Future[float]] = {}
+
+    async def start(self) -> None:
+        await self.consumer.start()
+        await self.consumer.seek_to_end()
+        self.task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        async for record in self.consumer:
+            now = time.perf_counter()
+            self.arrived[record.key] = now
+            if (waiter := self.waiters.pop(record.key, None)) and not waiter.done():
+                waiter.set_result(now)
+
+    async def wait(self, key: bytes, timeout: float = 30.0) -> float:
+        if key in self.arrived:
+            return self.arrived[key]
+        future = self.waiters.setdefault(key, asyncio.get_running_loop().create_future())
+        return await asyncio.wait_for(future, timeout)
+
+    async def stop(self) -> None:
+        self.task.cancel()
+        await self.consumer.stop()
+
+
+async def submit(http: httpx.AsyncClient, url: str) -> tuple[bytes, float]:
+    reply = await http.post(url, json=sample_bundle(), headers={"X-Request-ID": str(uuid.uuid4())})
+    accepted = time.perf_counter()
+    if reply.status_code != 201:
+        raise RuntimeError(f"{reply.status_code}: {reply.text[:300]}")
+    task = next(
+        e["resource"]
+        for e in reply.json()["entry"]
+        if e.get("resource", {}).get("resourceType") == "Task"
+    )
+    referral_id = next(
+        i["value"] for i in task["identifier"] if i["system"] == "urn:brug:referral-id"
+    )
+    return referral_id.encode(), accepted
+
+
+async def brug_throughput(url: str, token: str, seconds: float, concurrency: int) -> Figures:
+    done = 0
+    deadline = time.perf_counter() + seconds
+
+    async def client() -> None:
+        nonlocal done
+        async with _http(token) as http:
+            while time.perf_counter() < deadline:
+                await submit(http, url)
+                done += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    return Figures(done / (time.perf_counter() - started), [])
+
+
+async def brug_latency(
+    url: str, token: str, bootstrap: str, rate: float, seconds: float
+) -> Figures:
+    arrivals = Arrivals(bootstrap, ORGANISATION_TOPIC)
+    await arrivals.start()
+    latencies: list[float] = []
+
+    async def one(http: httpx.AsyncClient) -> None:
+        key, accepted = await submit(http, url)
+        latencies.append((await arrivals.wait(key) - accepted) * 1000)
+
+    async with _http(token) as http:
+        await _open_loop(lambda: one(http), rate, seconds)
+    await arrivals.stop()
+    return Figures(len(latencies) / seconds, latencies)
+
+
+async def baseline_throughput(bootstrap: str, payload: bytes, seconds: float) -> Figures:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    arrivals = Arrivals(bootstrap, BASELINE_TOPIC)
+    await producer.start()
+    await arrivals.start()
+    sent: list[bytes] = []
+    deadline = time.perf_counter() + seconds
+    started = time.perf_counter()
+
+    async def sender() -> None:
+        while time.perf_counter() < deadline:
+            key = uuid.uuid4().hex.encode()
+            await producer.send_and_wait(BASELINE_TOPIC, payload, key=key)
+            sent.append(key)
+
+    await asyncio.gather(*(sender() for _ in range(32)))
+    await asyncio.gather(*(arrivals.wait(k) for k in sent))
+    elapsed = time.perf_counter() - started
+    await producer.stop()
+    await arrivals.stop()
+    return Figures(len(sent) / elapsed, [])
+
+
+async def baseline_latency(bootstrap: str, payload: bytes, rate: float, seconds: float) -> Figures:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    arrivals = Arrivals(bootstrap, BASELINE_TOPIC)
+    await producer.start()
+    await arrivals.start()
+    latencies: list[float] = []
+
+    async def one() -> None:
+        key = uuid.uuid4().hex.encode()
+        await producer.send_and_wait(BASELINE_TOPIC, payload, key=key)
+        acknowledged = time.perf_counter()
+        latencies.append((await arrivals.wait(key) - acknowledged) * 1000)
+
+    await _open_loop(one, rate, seconds)
+    await producer.stop()
+    await arrivals.stop()
+    return Figures(len(latencies) / seconds, latencies)
+
+
+async def _open_loop(make: Any, rate: float, seconds: float) -> None:
+    """Start one request every 1/rate seconds regardless of how long earlier ones take."""
+    tasks = []
+    started = time.perf_counter()
+    for n in range(int(rate * seconds)):
+        await asyncio.sleep(max(0.0, started + n / rate - time.perf_counter()))
+        tasks.append(asyncio.create_task(make()))
+    await asyncio.gather(*tasks)
+
+
+def _http(token: str) -> httpx.AsyncClient:
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    return httpx.AsyncClient(
+        timeout=60.0,
+        limits=limits,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/fhir+json"},
+    )
+
+
+async def measure(stack: DevStack, options: argparse.Namespace) -> dict[str, Figures]:
+    token = dev_tokens()["his-amsterdam-centrum"]
+    url = stack.fhir_base_url
+    bootstrap = stack.bootstrap_servers
+    async with _http(token) as http:  # warm up connections, caches and the JIT-less paths
+        for _ in range(50):
+            await submit(http, url)
+    sample_event = await _sample_event_bytes(stack, url, token)
+    return {
+        "brug throughput": await brug_throughput(url, token, options.seconds, options.concurrency),
+        "baseline throughput": await baseline_throughput(bootstrap, sample_event, options.seconds),
+        "brug latency": await brug_latency(url, token, bootstrap, options.rate, options.seconds),
+        "baseline latency": await baseline_latency(
+            bootstrap, sample_event, options.rate, options.seconds
+        ),
+    }
+
+
+async def _sample_event_bytes(stack: DevStack, url: str, token: str) -> bytes:
+    """A real referral event, so the baseline moves records of the same size."""
+    arrivals = Arrivals(stack.bootstrap_servers, ORGANISATION_TOPIC)
+    arrivals.consumer = AIOKafkaConsumer(
+        ORGANISATION_TOPIC, bootstrap_servers=stack.bootstrap_servers, auto_offset_reset="earliest"
+    )
+    await arrivals.consumer.start()
+    record = await arrivals.consumer.getone()
+    await arrivals.consumer.stop()
+    return bytes(record.value)
+
+
+def report(figures: dict[str, Figures], options: argparse.Namespace) -> str:
+    bt, kt = figures["brug throughput"], figures["baseline throughput"]
+    bl, kl = figures["brug latency"], figures["baseline latency"]
+    lines = [
+        f"machine: {os.cpu_count()} cores; offered rate {options.rate}/s for {options.seconds}s; "
+        f"{options.concurrency} closed-loop GP clients",
+        "| measure | Brug | aiokafka baseline | ratio Brug/baseline |",
+        "|---|---|---|---|",
+        f"| sustained throughput (/s) | {bt.throughput_per_second:.0f} | {kt.throughput_per_second:.0f} | "
+        f"{bt.throughput_per_second / kt.throughput_per_second:.2f} |",
+    ]
+    for p in (50, 95, 99):
+        lines.append(
+            f"| latency p{p} at {options.rate:.0f}/s (ms) | {bl.percentile(p):.1f} | {kl.percentile(p):.1f} | "
+            f"{bl.percentile(p) / kl.percentile(p):.1f} |"
+        )
+    lines.append(
+        f"(latency samples: Brug {len(bl.latencies_ms)}, baseline {len(kl.latencies_ms)}; "
+        f"Brug mean {statistics.mean(bl.latencies_ms):.1f} ms)"
+    )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--rate", type=float, default=100.0)
+    parser.add_argument("--concurrency", type=int, default=32)
+    options = parser.parse_args()
+    state_dir = Path(tempfile.mkdtemp(prefix="brug-bench-"))
+    state_dir.chmod(0o755)
+    stack = DevStack(
+        StackConfig(
+            state_dir=state_dir,
+            kafka_port=free_port(),
+            kafka_controller_port=free_port(),
+            postgres_port=free_port(),
+            fhir_port=free_port(),
+            social_port=free_port(),
+            external_kafka=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"),
+            external_database=os.environ.get("BRUG_DATABASE_URL"),
+        ),
+        services=("fhir_gateway", "router"),
+        simulated_organisations=(),
+    )
+    try:
+        stack.up()
+        ensure_topics(stack.bootstrap_servers, [TopicSpec(BASELINE_TOPIC)])
+        figures = asyncio.run(measure(stack, options))
+        print(report(figures, options))
+    finally:
+        stack.down()
+
+
+if __name__ == "__main__":
+    main()
