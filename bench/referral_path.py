@@ -1,11 +1,11 @@
 """Benchmark: referrals through the running path vs. bare Kafka, in the same run.
 
-    .venv/bin/python -m bench.referral_path [--seconds 10] [--rate 100] [--concurrency 32]
+    .venv/bin/python -m bench.referral_path [--seconds 10] [--rates 25,100] [--concurrency 32]
 
 Starts its own Kafka, PostgreSQL and Brug services (or uses KAFKA_BOOTSTRAP_SERVERS /
 BRUG_DATABASE_URL), then measures:
 1. sustained throughput: closed-loop GP clients POST referrals for ``--seconds``;
-2. end-to-end latency at a fixed offered rate (``--rate``/s, open loop): from the GP's
+2. end-to-end latency at fixed offered rates (``--rates``/s, open loop): from the GP's
    201 to the referral event arriving on the organisation's topic;
 3. the baseline, same run, same broker: aiokafka alone producing (acks=all) and consuming
    records of the same size, at full speed and at the same fixed rate.
@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import statistics
 import tempfile
 import time
 import uuid
@@ -72,11 +71,12 @@ class Arrivals:
             if (waiter := self.waiters.pop(record.key, None)) and not waiter.done():
                 waiter.set_result(now)
 
-    async def wait(self, key: bytes, timeout: float = 30.0) -> float:
+    async def wait(self, key: bytes) -> float:
         if key in self.arrived:
             return self.arrived[key]
         future = self.waiters.setdefault(key, asyncio.get_running_loop().create_future())
-        return await asyncio.wait_for(future, timeout)
+        async with asyncio.timeout(30):
+            return await future
 
     async def stop(self) -> None:
         self.task.cancel()
@@ -197,59 +197,75 @@ async def measure(stack: DevStack, options: argparse.Namespace) -> dict[str, Fig
     token = dev_tokens()["his-amsterdam-centrum"]
     url = stack.fhir_base_url
     bootstrap = stack.bootstrap_servers
-    async with _http(token) as http:  # warm up connections, caches and the JIT-less paths
+    async with _http(token) as http:  # warm up connections, pools and caches
         for _ in range(50):
             await submit(http, url)
-    sample_event = await _sample_event_bytes(stack, url, token)
-    return {
+    sample_event = await _sample_event_bytes(stack)
+    figures = {
         "brug throughput": await brug_throughput(url, token, options.seconds, options.concurrency),
         "baseline throughput": await baseline_throughput(bootstrap, sample_event, options.seconds),
-        "brug latency": await brug_latency(url, token, bootstrap, options.rate, options.seconds),
-        "baseline latency": await baseline_latency(
-            bootstrap, sample_event, options.rate, options.seconds
-        ),
     }
+    for rate in options.rates:
+        figures[f"brug latency {rate:g}"] = await brug_latency(
+            url, token, bootstrap, rate, options.seconds
+        )
+        figures[f"baseline latency {rate:g}"] = await baseline_latency(
+            bootstrap, sample_event, rate, options.seconds
+        )
+    return figures
 
 
-async def _sample_event_bytes(stack: DevStack, url: str, token: str) -> bytes:
+async def _sample_event_bytes(stack: DevStack) -> bytes:
     """A real referral event, so the baseline moves records of the same size."""
-    arrivals = Arrivals(stack.bootstrap_servers, ORGANISATION_TOPIC)
-    arrivals.consumer = AIOKafkaConsumer(
+    consumer = AIOKafkaConsumer(
         ORGANISATION_TOPIC, bootstrap_servers=stack.bootstrap_servers, auto_offset_reset="earliest"
     )
-    await arrivals.consumer.start()
-    record = await arrivals.consumer.getone()
-    await arrivals.consumer.stop()
-    return bytes(record.value)
+    await consumer.start()
+    record = await consumer.getone()
+    await consumer.stop()
+    return bytes(record.value or b"")
 
 
 def report(figures: dict[str, Figures], options: argparse.Namespace) -> str:
-    bt, kt = figures["brug throughput"], figures["baseline throughput"]
-    bl, kl = figures["brug latency"], figures["baseline latency"]
+    brug, base = figures["brug throughput"], figures["baseline throughput"]
     lines = [
-        f"machine: {os.cpu_count()} cores; offered rate {options.rate}/s for {options.seconds}s; "
-        f"{options.concurrency} closed-loop GP clients",
+        f"machine: {os.cpu_count()} cores, everything on it (broker, database, services, "
+        f"load); {options.seconds:g}s per measurement; {options.concurrency} closed-loop clients",
         "| measure | Brug | aiokafka baseline | ratio Brug/baseline |",
         "|---|---|---|---|",
-        f"| sustained throughput (/s) | {bt.throughput_per_second:.0f} | {kt.throughput_per_second:.0f} | "
-        f"{bt.throughput_per_second / kt.throughput_per_second:.2f} |",
+        _row(
+            "sustained throughput (referrals/s)",
+            brug.throughput_per_second,
+            base.throughput_per_second,
+            "{:.0f}",
+        ),
     ]
-    for p in (50, 95, 99):
-        lines.append(
-            f"| latency p{p} at {options.rate:.0f}/s (ms) | {bl.percentile(p):.1f} | {kl.percentile(p):.1f} | "
-            f"{bl.percentile(p) / kl.percentile(p):.1f} |"
-        )
-    lines.append(
-        f"(latency samples: Brug {len(bl.latencies_ms)}, baseline {len(kl.latencies_ms)}; "
-        f"Brug mean {statistics.mean(bl.latencies_ms):.1f} ms)"
-    )
+    for rate in options.rates:
+        brug_latency = figures[f"brug latency {rate:g}"]
+        base_latency = figures[f"baseline latency {rate:g}"]
+        for p in (50, 95, 99):
+            lines.append(
+                _row(
+                    f"latency p{p} at {rate:g}/s (ms)",
+                    brug_latency.percentile(p),
+                    base_latency.percentile(p),
+                    "{:.1f}",
+                )
+            )
     return "\n".join(lines)
+
+
+def _row(name: str, brug: float, baseline: float, number: str) -> str:
+    ratio = brug / baseline if baseline else float("nan")
+    return f"| {name} | {number.format(brug)} | {number.format(baseline)} | {ratio:.2f} |"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--rate", type=float, default=100.0)
+    parser.add_argument(
+        "--rates", type=lambda text: [float(r) for r in text.split(",")], default=[25.0, 100.0]
+    )
     parser.add_argument("--concurrency", type=int, default=32)
     options = parser.parse_args()
     state_dir = Path(tempfile.mkdtemp(prefix="brug-bench-"))

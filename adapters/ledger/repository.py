@@ -54,6 +54,9 @@ class ReferralRow:
     created_at: datetime | None = None
     updated_at: datetime | None = None
     themes: list[str] = field(default_factory=list)
+    age_band: str | None = None
+    urgency: str | None = None
+    submitted_event_published: bool = True
 
 
 @dataclass(frozen=True)
@@ -168,6 +171,32 @@ class Ledger:
             .values(routed_event_published_at=at)
         )
 
+    def mark_submitted_event_published(self, referral_id: UUID, at: datetime) -> None:
+        self.connection.execute(
+            update(referrals)
+            .where(referrals.c.referral_id == referral_id)
+            .values(submitted_event_published_at=at)
+        )
+
+    def discard_unpublished(
+        self, referral_id: UUID, client_id: str, request_id: str | None
+    ) -> None:
+        """Undo an intake whose event Kafka never acknowledged (details, history and the
+        stored answer go with it; the audit trail keeps the attempt)."""
+        if request_id is not None:
+            self.connection.execute(
+                delete(idempotency_keys).where(
+                    (idempotency_keys.c.client_id == client_id)
+                    & (idempotency_keys.c.request_id == request_id)
+                )
+            )
+        self.connection.execute(
+            delete(referrals).where(
+                (referrals.c.referral_id == referral_id)
+                & referrals.c.submitted_event_published_at.is_(None)
+            )
+        )
+
     def change_status(
         self,
         referral_id: UUID,
@@ -269,6 +298,9 @@ class Ledger:
             created_at=row.created_at,
             updated_at=row.updated_at,
             themes=list(row.themes or []),
+            age_band=row.age_band,
+            urgency=row.urgency,
+            submitted_event_published=row.submitted_event_published_at is not None,
         )
 
     def _append_history(

@@ -43,7 +43,8 @@ referrals = Table(
     Column("urgency", String(16), nullable=True),
     Column("status_reason", String(500), nullable=True),
     Column("version", Integer, nullable=False, server_default=text("1")),
-    # Set once the router's referral event is acknowledged by Kafka (see services/router).
+    # Set once Kafka acknowledged the gateway's / the router's event for this referral.
+    Column("submitted_event_published_at", DateTime(timezone=True), nullable=True),
     Column("routed_event_published_at", DateTime(timezone=True), nullable=True),
     # One referral per ServiceRequest identifier per GP organisation, whatever the retries.
     UniqueConstraint(

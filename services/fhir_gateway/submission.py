@@ -1,10 +1,11 @@
 """Making an accepted referral durable: ledger row, details, first status and the
 ``ReferralSubmitted`` event, all or nothing.
 
-The PostgreSQL transaction stays open while the event is published with acks=all and
-commits only after Kafka acknowledged it; a publish failure rolls the ledger back, so a
-2xx always means both hold the referral. (If the commit itself fails after the publish,
-the router finds no ledger row and dead-letters the event as ``unknown-referral``.)
+The ledger transaction commits first, then ``ReferralSubmitted`` is published with
+acks=all, then the publish is recorded; the GP gets its 2xx only after all three. If Kafka
+does not acknowledge, the new intake is deleted again and the GP gets a 503 (nothing
+half-accepted). Should even that delete fail, the referral stays unpublished and the GP's
+retry — same identifier — publishes it and answers with it.
 """
 
 from __future__ import annotations
@@ -92,20 +93,52 @@ class Submissions:
     ) -> Reply:
         async with self.engine.begin() as connection:
             existing = await connection.run_sync(_existing, intake)
-            new: NewReferral | None = None
             if existing is not None:
                 await connection.run_sync(_audit, client, "resubmitted", existing.referral_id)
+                row = existing
                 reply = shape(_reply(intake, existing, created=False))
             else:
                 new = self._new_referral(intake, client)
                 await connection.run_sync(_record, new, client)
-                reply = shape(_reply(intake, _as_row(new), created=True))
+                row = _as_row(new)
+                reply = shape(_reply(intake, row, created=True))
             if remember:
                 await connection.run_sync(_remember, client, remember, reply)
-            if new is not None:
-                # Last, so a publish failure rolls back everything above.
-                await asyncio.wait_for(self._publish(new, traceparent), self.publish_timeout)
-            return reply
+        if not row.submitted_event_published:
+            await self._publish_or_discard(row, client, remember, traceparent, new=existing is None)
+        return reply
+
+    async def _publish_or_discard(
+        self,
+        row: ReferralRow,
+        client: Client,
+        remember: Remember | None,
+        traceparent: str | None,
+        *,
+        new: bool,
+    ) -> None:
+        """The ledger row is committed before the event exists, so the router always finds
+        it. If Kafka does not acknowledge, a new intake is undone (the GP gets a 503 and
+        retries); an older unpublished one stays for its retry to publish."""
+        try:
+            await asyncio.wait_for(self._publish(row, traceparent), self.publish_timeout)
+        except BaseException:
+            if new:
+                async with self.engine.begin() as connection:
+                    await connection.run_sync(
+                        lambda c: Ledger(c).discard_unpublished(
+                            row.referral_id,
+                            client.client_id,
+                            remember.request_id if remember else None,
+                        )
+                    )
+            raise
+        async with self.engine.begin() as connection:
+            await connection.run_sync(
+                lambda c: Ledger(c).mark_submitted_event_published(
+                    row.referral_id, datetime.now(UTC)
+                )
+            )
 
     def _new_referral(self, intake: Intake, client: Client) -> NewReferral:
         referral_id = uuid.uuid4()
@@ -137,22 +170,25 @@ class Submissions:
             retain_until=now + self.retention,
         )
 
-    async def _publish(self, new: NewReferral, traceparent: str | None) -> None:
+    async def _publish(self, row: ReferralRow, traceparent: str | None) -> None:
+        assert row.created_at is not None and row.municipality_code is not None
         event = CloudEvent[ReferralSubmitted].wrap(
             ReferralSubmitted(
-                referral_id=new.referral_id,
-                municipality_code=new.municipality_code,
-                themes=new.themes,  # type: ignore[arg-type]
-                age_band=new.age_band,  # type: ignore[arg-type]
-                urgency=new.urgency,  # type: ignore[arg-type]
-                submitted_at=new.submitted_at,
+                referral_id=row.referral_id,
+                municipality_code=row.municipality_code,
+                themes=row.themes,  # type: ignore[arg-type]
+                age_band=row.age_band,  # type: ignore[arg-type]
+                urgency=row.urgency,  # type: ignore[arg-type]
+                submitted_at=row.created_at,
             ),
             service=SERVICE,
             traceparent=traceparent,
+            # Deterministic, so a republished submission is recognisably the same event.
+            event_id=str(uuid.uuid5(row.referral_id, ReferralSubmitted.EVENT_TYPE)),
         )
         await self.publisher.publish(
             event.to_json_bytes(),
-            key=str(new.referral_id).encode(),
+            key=str(row.referral_id).encode(),
             headers={"content-type": "application/cloudevents+json"},
         )
 
@@ -183,6 +219,9 @@ def _as_row(new: NewReferral) -> ReferralRow:
         created_at=new.submitted_at,
         updated_at=new.submitted_at,
         themes=new.themes,
+        age_band=new.age_band,
+        urgency=new.urgency,
+        submitted_event_published=False,
     )
 
 

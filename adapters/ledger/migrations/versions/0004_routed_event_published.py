@@ -1,5 +1,6 @@
-"""Record when the router's referral event was published, so the assignment can commit
-before the event becomes visible and a redelivery knows whether to publish again.
+"""Record when each referral's events were published (the gateway's submitted event, the
+router's referral event), so the ledger commits before an event becomes visible and a
+retry or redelivery knows whether to publish again.
 
 Revision ID: 0004
 Revises: 0003
@@ -16,11 +17,10 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.add_column(
-        "referrals",
-        sa.Column("routed_event_published_at", sa.DateTime(timezone=True), nullable=True),
-    )
+    for column in ("submitted_event_published_at", "routed_event_published_at"):
+        op.add_column("referrals", sa.Column(column, sa.DateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
-    op.drop_column("referrals", "routed_event_published_at")
+    for column in ("submitted_event_published_at", "routed_event_published_at"):
+        op.drop_column("referrals", column)
