@@ -46,12 +46,16 @@ def _stack(state_dir: Path | None):  # type: ignore[no-untyped-def]
 @dev.command("up")
 def dev_up(state_dir: StateDir = None) -> None:
     """Start Kafka, PostgreSQL and every service (idempotent: restarts what is down)."""
+    from deploy.devstack.stack import dev_tokens
+
     stack = _stack(state_dir)
     stack.up()
     _print_status(stack.status())
     typer.echo(f"logs: {stack.config.state_dir / 'logs'}")
     typer.echo(f"FHIR base: {stack.fhir_base_url}   social edge: {stack.social_base_url}")
-    typer.echo("dev bearer tokens: deploy/clients/dev-tokens.txt")
+    typer.echo("development bearer tokens (deploy/clients/dev-tokens.txt):")
+    for client_id, token in dev_tokens().items():
+        typer.echo(f"  {client_id:<26} {token}")
 
 
 @dev.command("down")
