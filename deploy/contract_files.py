@@ -7,6 +7,7 @@ import importlib
 import json
 from pathlib import Path
 
+import yaml
 from fastapi import FastAPI
 from faststream import FastStream
 from faststream.specification import AsyncAPI
@@ -26,17 +27,20 @@ def render_service_documents() -> dict[Path, str]:
     for service in SERVICES:
         module = importlib.import_module(f"services.{service}.app")
         if isinstance(module.app, FastStream):
-            documents[ASYNCAPI_DIR / f"{service}.yaml"] = (
-                module.app.schema.to_specification().to_yaml()
-            )
+            documents[ASYNCAPI_DIR / f"{service}.yaml"] = _stable_yaml(module.app.schema)
         if isinstance(getattr(module, "asyncapi", None), AsyncAPI):
-            documents[ASYNCAPI_DIR / f"{service}.yaml"] = (
-                module.asyncapi.to_specification().to_yaml()
-            )
+            documents[ASYNCAPI_DIR / f"{service}.yaml"] = _stable_yaml(module.asyncapi)
         if isinstance(module.app, FastAPI):
             openapi = json.dumps(module.app.openapi(), indent=2, sort_keys=True) + "\n"
             documents[OPENAPI_DIR / f"{service}.json"] = openapi
     return documents
+
+
+def _stable_yaml(specification: AsyncAPI) -> str:
+    """FastStream orders channels as Python hashes them, which changes between processes;
+    sorted keys make the published document the same on every run."""
+    document = specification.to_specification().to_jsonable()
+    return yaml.safe_dump(document, sort_keys=True, allow_unicode=True, width=100)
 
 
 def expected_files() -> dict[Path, str]:

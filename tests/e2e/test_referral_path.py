@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -42,6 +43,17 @@ def submit(
     gp: httpx.Client, bundle: dict[str, Any], request_id: str | None = None
 ) -> httpx.Response:
     return gp.post("", json=bundle, headers={"X-Request-ID": request_id or str(uuid.uuid4())})
+
+
+def submit_and_await_delivery(gp: httpx.Client, kafka_topics: str) -> str:
+    """Submit a fresh referral; return its id once it is on the organisation's topic."""
+    referral_id = referral_id_of(task_of(submit(gp, new_bundle())))
+    wait_for_record(
+        kafka_topics,
+        topics.social_referrals("dynamo-amsterdam"),
+        lambda r: r.key == referral_id.encode(),
+    )
+    return referral_id
 
 
 def case_entry(stack: DevStack, organisation: str, referral_id: str) -> dict[str, Any]:
@@ -112,12 +124,7 @@ def test_a_referral_reaches_the_organisation_minimised_and_its_details_only_by_p
 def test_details_are_served_only_to_the_assigned_organisation_and_every_fetch_is_audited(
     stack: DevStack, gp: httpx.Client, social: httpx.Client, kafka_topics: str, database_url: str
 ) -> None:
-    referral_id = referral_id_of(task_of(submit(gp, new_bundle())))
-    wait_for_record(
-        kafka_topics,
-        topics.social_referrals("dynamo-amsterdam"),
-        lambda r: r.key == referral_id.encode(),
-    )
+    referral_id = submit_and_await_delivery(gp, kafka_topics)
     path = f"/social/v1/referrals/{referral_id}"
 
     assert social.get(path).status_code == 401
@@ -145,19 +152,11 @@ def test_details_are_served_only_to_the_assigned_organisation_and_every_fetch_is
 def test_a_withdrawn_referral_answers_gone(
     gp: httpx.Client, social: httpx.Client, kafka_topics: str, database_url: str
 ) -> None:
-    referral_id = referral_id_of(task_of(submit(gp, new_bundle())))
-    wait_for_record(
-        kafka_topics,
-        topics.social_referrals("dynamo-amsterdam"),
-        lambda r: r.key == referral_id.encode(),
-    )
+    referral_id = submit_and_await_delivery(gp, kafka_topics)
     engine = make_engine(database_url)
     with engine.begin() as connection:  # the GP's withdrawal endpoint arrives with issue 4
         Ledger(connection).change_status(
-            uuid.UUID(referral_id),
-            ReferralStatus.CANCELLED,
-            source="gp",
-            at=__import__("datetime").datetime.now(__import__("datetime").UTC),
+            uuid.UUID(referral_id), ReferralStatus.CANCELLED, source="gp", at=datetime.now(UTC)
         )
     engine.dispose()
 

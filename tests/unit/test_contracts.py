@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import uuid
 from datetime import UTC, datetime
@@ -86,12 +87,18 @@ def test_referral_events_have_no_field_for_personal_data() -> None:
 
 
 def test_published_schema_examples_and_asyncapi_files_match_the_models() -> None:
-    stale = [
-        str(path)
+    stale = {
+        str(path): "".join(
+            difflib.unified_diff(
+                path.read_text().splitlines(True) if path.exists() else [],
+                text.splitlines(True),
+                n=1,
+            )
+        )[:2000]
         for path, text in expected_files().items()
         if not path.exists() or path.read_text() != text
-    ]
-    assert stale == [], "run `brug contracts generate` and commit the result"
+    }
+    assert stale == {}, "run `brug contracts generate` and commit the result"
 
 
 @pytest.mark.parametrize("event_type", [t.EVENT_TYPE for t in EVENT_TYPES])
