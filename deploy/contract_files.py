@@ -11,6 +11,7 @@ import yaml
 from fastapi import FastAPI
 from faststream import FastStream
 from faststream.specification import AsyncAPI
+from faststream.specification.base import SpecificationFactory
 
 from contracts.rendering import render_contract_files
 from deploy.devstack.paths import REPO_ROOT
@@ -36,7 +37,7 @@ def render_service_documents() -> dict[Path, str]:
     return documents
 
 
-def _stable_yaml(specification: AsyncAPI) -> str:
+def _stable_yaml(specification: SpecificationFactory) -> str:
     """FastStream orders channels as Python hashes them, which changes between processes;
     sorted keys make the published document the same on every run."""
     document = specification.to_specification().to_jsonable()
