@@ -18,6 +18,7 @@ import pytest
 
 from contracts import topics
 from deploy.demo import sample_bundle
+from deploy.devstack.postgres import PostgresCluster
 from deploy.devstack.processes import ManagedProcess
 from deploy.devstack.stack import dev_tokens
 from tests.conftest import free_port
@@ -136,6 +137,14 @@ def test_up_status_crash_recovery_and_down(stack_env: dict[str, str]) -> None:
     )
     accepted = submit(stack_env, bundle)
     assert accepted.status_code == 201, "the refused submission left nothing half-accepted"
+
+    database = PostgresCluster(state_dir, int(stack_env["BRUG_POSTGRES_PORT"]))
+    database.stop()
+    without_database = submit(stack_env, sample_bundle(f"WOR-{uuid.uuid4()}"))
+    assert without_database.status_code == 503, without_database.text
+    assert without_database.json()["issue"][0]["code"] == "transient"
+    assert brug(stack_env, "dev", "up").returncode == 0
+    assert all_healthy(stack_env)
 
     down = brug(stack_env, "dev", "down")
     assert down.returncode == 0, down.stderr
