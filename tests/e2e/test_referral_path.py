@@ -232,3 +232,18 @@ def test_a_service_request_with_contained_patient_and_consent_is_accepted(
     assert reply.status_code == 201, reply.text
     assert "/fhir/ServiceRequest/" in reply.headers["location"]
     assert reply.json()["issue"][0]["details"]["text"].startswith("Task/")
+
+
+def test_no_service_writes_patient_data_to_its_logs(
+    stack: DevStack, gp: httpx.Client, kafka_topics: str
+) -> None:
+    submit_and_await_delivery(gp, kafka_topics)
+    bad = new_bundle()
+    bad["entry"][1]["resource"]["identifier"][0]["value"] = "123456789"  # invalid BSN, refused
+    assert submit(gp, bad).status_code == 422
+
+    logs = {path.name: path.read_text() for path in (stack.config.state_dir / "logs").glob("*.log")}
+    assert {"fhir_gateway.log", "router.log", "social_gateway.log"} <= set(logs)
+    for name, text in logs.items():
+        for personal in [BSN, "123456789", DIAGNOSIS, MEDICATION, *PERSONAL]:
+            assert personal not in text, f"{personal!r} in {name}"
