@@ -21,7 +21,7 @@ def capability_statement(base_url: str, software_version: str) -> dict[str, Any]
             "url": base_url,
         },
         "fhirVersion": "4.0.1",
-        "format": ["application/fhir+json", "application/json"],
+        "format": ["application/fhir+json", "application/json", "application/fhir+xml"],
         "rest": [
             {
                 "mode": "server",

@@ -6,8 +6,6 @@ from typing import Any
 
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 
-FHIR_JSON = "application/fhir+json"
-
 
 class FhirProblem(Exception):
     """A request Brug refuses, carried to the edge as an OperationOutcome.

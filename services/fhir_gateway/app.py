@@ -27,7 +27,16 @@ from adapters.clients import (
 from adapters.database import make_async_engine
 from adapters.directory import load_directory
 from adapters.fhir.capability import capability_statement
-from adapters.fhir.outcomes import FHIR_JSON, FhirProblem, operation_outcome
+from adapters.fhir.formats import (
+    FHIR_JSON,
+    FHIR_XML,
+    JSON_TYPES,
+    XML_TYPES,
+    json_to_xml,
+    wants_xml,
+    xml_to_json,
+)
+from adapters.fhir.outcomes import FhirProblem, operation_outcome
 from adapters.fhir.resources import task_resource
 from adapters.ledger.repository import Ledger, StoredResponse
 from adapters.postcodes import load_postcode_table
@@ -47,7 +56,7 @@ from services.fhir_gateway.translation import (
     read_referral,
 )
 
-ACCEPTED_TYPES = {"application/fhir+json", "application/json"}
+ACCEPTED_TYPES = JSON_TYPES | XML_TYPES
 RETRY_AFTER_SECONDS = "10"
 
 settings = GatewaySettings()
@@ -96,13 +105,14 @@ app = FastAPI(title="Brug FHIR gateway", version=brug_version(), lifespan=lifesp
 
 
 @app.exception_handler(FhirProblem)
-async def _problem(_: Request, problem: FhirProblem) -> Response:
-    return fhir_response(problem.status, problem.outcome(), problem.headers)
+async def _problem(request: Request, problem: FhirProblem) -> Response:
+    return fhir_response(request, problem.status, problem.outcome(), problem.headers)
 
 
 @app.get("/fhir/metadata")
-async def metadata() -> Response:
-    return fhir_response(200, capability_statement(settings.fhir_base_url, brug_version()))
+async def metadata(request: Request) -> Response:
+    statement = capability_statement(settings.fhir_base_url, brug_version())
+    return fhir_response(request, 200, statement)
 
 
 @app.post("/fhir")
@@ -137,12 +147,14 @@ async def read_task(task_id: str, request: Request) -> Response:
                 detail={},
             )
         )
-    return fhir_response(200, task_resource(row), {"ETag": f'W/"{row.version}"'})
+    return fhir_response(request, 200, task_resource(row), {"ETag": f'W/"{row.version}"'})
 
 
 async def _submission(request: Request, parse: Any, *, as_transaction: bool) -> Response:
     client = authenticate(request, ClientKind.GP)
     body = await _read_body(request)
+    if _media_type(request) in XML_TYPES:
+        body = xml_to_json(body, "Bundle" if as_transaction else "ServiceRequest")
     reply = await process_submission(
         client,
         body,
@@ -151,7 +163,7 @@ async def _submission(request: Request, parse: Any, *, as_transaction: bool) -> 
         traceparent=request.headers.get("traceparent"),
         as_transaction=as_transaction,
     )
-    return fhir_response(reply.status, reply.body, _location_header(reply))
+    return fhir_response(request, reply.status, reply.body, _location_header(reply))
 
 
 async def process_submission(
@@ -243,14 +255,18 @@ def authenticate(request: Request, kind: ClientKind) -> Client:
         ) from None
 
 
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
 async def _read_body(request: Request) -> bytes:
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    media_type = _media_type(request)
     if media_type not in ACCEPTED_TYPES:
         raise FhirProblem(
             415,
             "not-supported",
-            f"content type {media_type or '(none)'} is not supported; "
-            "send application/fhir+json or application/json",
+            f"content type {media_type or '(none)'} is not supported; send "
+            "application/fhir+json, application/json or application/fhir+xml",
         )
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > settings.max_body_bytes:
@@ -326,8 +342,15 @@ def _location_header(reply: Reply) -> dict[str, str]:
 
 
 def fhir_response(
-    status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+    request: Request, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
 ) -> Response:
+    """JSON, or XML when the client asked for it (``_format``, ``Accept``) or sent XML."""
+    if wants_xml(
+        request.headers.get("content-type", ""),
+        request.headers.get("accept", ""),
+        request.query_params.get("_format"),
+    ):
+        return Response(json_to_xml(body), status, headers, media_type=FHIR_XML)
     return JSONResponse(body, status_code=status, headers=headers, media_type=FHIR_JSON)
 
 

@@ -117,7 +117,7 @@ def test_a_body_over_the_size_limit_is_refused(gp: httpx.Client) -> None:
 
 
 def test_an_unsupported_content_type_is_refused(gp: httpx.Client) -> None:
-    reply = gp.post("", content=b"<Bundle/>", headers={"Content-Type": "application/xml"})
+    reply = gp.post("", content=b"resourceType: Bundle", headers={"Content-Type": "text/yaml"})
     _assert_outcome(reply, 415, "not-supported", None)
 
 

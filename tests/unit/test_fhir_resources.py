@@ -70,3 +70,22 @@ def test_capability_statement_and_outcomes_are_valid_fhir() -> None:
     assert statement.fhirVersion == "4.0.1"
     outcome = operation_outcome("error", "value", "bad BSN", "Patient.identifier[0].value")
     assert outcome["issue"][0]["expression"] == ["Patient.identifier[0].value"]
+
+
+def test_the_wire_format_follows_what_the_client_asked_for_or_spoke() -> None:
+    from adapters.fhir.formats import wants_xml
+
+    assert wants_xml("application/fhir+xml", "", None)
+    assert wants_xml("application/fhir+json", "application/fhir+xml", None)
+    assert not wants_xml("application/fhir+xml", "", "json")
+    assert wants_xml("", "*/*", "xml")
+    assert not wants_xml("application/json", "application/fhir+json, application/fhir+xml", None)
+
+
+def test_xml_and_json_convert_both_ways() -> None:
+    import json
+
+    from adapters.fhir.formats import json_to_xml, xml_to_json
+
+    task = task_resource(_row())
+    assert json.loads(xml_to_json(json_to_xml(task), "Task"))["id"] == task["id"]
