@@ -9,6 +9,13 @@ from uuid import UUID
 from contracts.cloudevents import CloudEvent, EventData
 from contracts.codes import AgeBand, ReferralStatus, Urgency, WorTheme
 from contracts.events import DeadLetter, ReferralCreated, ReferralStatusChanged, ReferralSubmitted
+from contracts.events.status import (
+    DeclineReason,
+    ReferralStatusProblem,
+    ReferralStatusReported,
+    StatusProblemCode,
+    WelfareStatus,
+)
 
 _REFERRAL_ID = UUID("0b5d3c1e-8f0a-4c55-9d7e-3f2a1b6c7d80")
 _SUBMITTED_AT = datetime(2026, 11, 2, 9, 14, 3, tzinfo=UTC)
@@ -50,6 +57,27 @@ def _status_changed() -> ReferralStatusChanged:
     )
 
 
+def _status_reported() -> ReferralStatusReported:
+    return ReferralStatusReported(
+        referral_id=_REFERRAL_ID,
+        organisation_id="dynamo-amsterdam",
+        status=WelfareStatus.DECLINED,
+        sequence=2,
+        occurred_at=datetime(2026, 11, 3, 10, 0, tzinfo=UTC),
+        decline_reason=DeclineReason.NO_CAPACITY,
+    )
+
+
+def _status_problem() -> ReferralStatusProblem:
+    return ReferralStatusProblem(
+        referral_id=_REFERRAL_ID,
+        organisation_id="dynamo-amsterdam",
+        rejected_event_id="case-system-event-17",
+        problem=StatusProblemCode.ILLEGAL_TRANSITION,
+        detail="completed cannot become accepted",
+    )
+
+
 def _dead_letter() -> DeadLetter:
     return DeadLetter(
         reason="unroutable",
@@ -68,7 +96,14 @@ def _dead_letter() -> DeadLetter:
 
 def example_events() -> dict[str, CloudEvent[EventData]]:
     """Example envelope per event type, keyed by the CloudEvents ``type``."""
-    payloads: list[EventData] = [_submitted(), _created(), _status_changed(), _dead_letter()]
+    payloads: list[EventData] = [
+        _submitted(),
+        _created(),
+        _status_changed(),
+        _status_reported(),
+        _status_problem(),
+        _dead_letter(),
+    ]
     return {
         # Parametrised by the payload's own class, so the data serialises with its fields.
         payload.EVENT_TYPE: CloudEvent[type(payload)].wrap(  # type: ignore[misc]

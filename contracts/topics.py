@@ -44,6 +44,11 @@ def social_status(organisation_id: str) -> str:
     return f"brug.social.status.{_checked(organisation_id)}.v1"
 
 
+def social_problems(organisation_id: str) -> str:
+    """Brug's answers to status events it could not apply. Key: referral id."""
+    return f"brug.social.problems.{_checked(organisation_id)}.v1"
+
+
 def _checked(organisation_id: str) -> str:
     if not re.fullmatch(ORGANISATION_ID_PATTERN, organisation_id):
         raise ValueError(f"not a valid organisation id for a topic name: {organisation_id!r}")
@@ -61,7 +66,11 @@ def all_topics(
     per_organisation: list[tuple[str, dict[str, str]]] = [
         (topic, {})
         for organisation_id in organisation_ids
-        for topic in (social_referrals(organisation_id), social_status(organisation_id))
+        for topic in (
+            social_referrals(organisation_id),
+            social_status(organisation_id),
+            social_problems(organisation_id),
+        )
     ]
     per_gp_system = [
         pair

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from adapters.ledger.repository import ReferralRow
-from contracts.fhir_systems import AGB, REFERRAL_IDENTIFIER
+from contracts.fhir_systems import AGB, REFERRAL_IDENTIFIER, TASK_BUSINESS_STATUS
 
 
 def task_resource(row: ReferralRow) -> dict[str, Any]:
@@ -38,6 +38,10 @@ def task_resource(row: ReferralRow) -> dict[str, Any]:
     }
     if row.status_reason:
         task["statusReason"] = {"text": row.status_reason}
+    if row.business_status:
+        task["businessStatus"] = {
+            "coding": [{"system": TASK_BUSINESS_STATUS, "code": row.business_status}]
+        }
     if row.organisation_id:
         task["owner"] = {
             "identifier": {"system": "urn:brug:organisation", "value": row.organisation_id}

@@ -57,6 +57,9 @@ class ReferralRow:
     age_band: str | None = None
     urgency: str | None = None
     submitted_event_published: bool = True
+    welfare_status: str | None = None
+    status_sequence: int = 0
+    business_status: str | None = None
 
 
 @dataclass(frozen=True)
@@ -220,6 +223,30 @@ class Ledger:
         )
         self._append_history(referral_id, status, source, at)
 
+    def record_welfare_status(
+        self,
+        referral_id: UUID,
+        *,
+        welfare_status: str,
+        sequence: int,
+        task_status: ReferralStatus,
+        business_status: str,
+        reason: str | None,
+        source: str,
+        at: datetime,
+    ) -> None:
+        """A status from the welfare side: its own view plus what the GP's Task shows."""
+        self.connection.execute(
+            update(referrals)
+            .where(referrals.c.referral_id == referral_id)
+            .values(
+                welfare_status=welfare_status,
+                status_sequence=sequence,
+                business_status=business_status,
+            )
+        )
+        self.change_status(referral_id, task_status, source=source, at=at, reason=reason)
+
     def history(self, referral_id: UUID) -> list[StatusChange]:
         rows = self.connection.execute(
             select(referral_status_history)
@@ -301,6 +328,9 @@ class Ledger:
             age_band=row.age_band,
             urgency=row.urgency,
             submitted_event_published=row.submitted_event_published_at is not None,
+            welfare_status=row.welfare_status,
+            status_sequence=row.status_sequence,
+            business_status=row.business_status,
         )
 
     def _append_history(

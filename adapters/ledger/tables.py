@@ -43,6 +43,10 @@ referrals = Table(
     Column("urgency", String(16), nullable=True),
     Column("status_reason", String(500), nullable=True),
     Column("version", Integer, nullable=False, server_default=text("1")),
+    # The welfare side's view: its last status, the sender's sequence, the WoR business status.
+    Column("welfare_status", String(32), nullable=True),
+    Column("status_sequence", Integer, nullable=False, server_default=text("0")),
+    Column("business_status", String(64), nullable=True),
     # Set once Kafka acknowledged the gateway's / the router's event for this referral.
     Column("submitted_event_published_at", DateTime(timezone=True), nullable=True),
     Column("routed_event_published_at", DateTime(timezone=True), nullable=True),

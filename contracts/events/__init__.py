@@ -2,13 +2,23 @@
 
 from contracts.events.deadletter import DeadLetter
 from contracts.events.referral import ReferralCreated, ReferralStatusChanged, ReferralSubmitted
+from contracts.events.status import ReferralStatusProblem, ReferralStatusReported
 
-EVENT_TYPES = (ReferralSubmitted, ReferralCreated, ReferralStatusChanged, DeadLetter)
+EVENT_TYPES = (
+    ReferralSubmitted,
+    ReferralCreated,
+    ReferralStatusChanged,
+    ReferralStatusReported,
+    ReferralStatusProblem,
+    DeadLetter,
+)
 
 __all__ = [
     "EVENT_TYPES",
     "DeadLetter",
     "ReferralCreated",
     "ReferralStatusChanged",
+    "ReferralStatusProblem",
+    "ReferralStatusReported",
     "ReferralSubmitted",
 ]

@@ -23,7 +23,13 @@ from deploy.devstack.processes import ManagedProcess
 from deploy.devstack.provision import provision
 
 # Each service is a module run with ``python -m``; add new services here.
-SERVICES: tuple[str, ...] = ("router", "fhir_gateway", "social_gateway", "webhook_delivery")
+SERVICES: tuple[str, ...] = (
+    "router",
+    "fhir_gateway",
+    "social_gateway",
+    "webhook_delivery",
+    "feedback",
+)
 # Signing secrets of the sample directory's webhook organisations (dev only; set your own).
 DEV_WEBHOOK_SECRETS = {"BRUG_WEBHOOK_SECRET_XTRA_ZOETERMEER": "dev-webhook-secret-xtra"}
 # Reference case systems (deploy/simulator) the dev stack runs beside the services.

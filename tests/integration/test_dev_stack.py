@@ -71,6 +71,7 @@ EVERYTHING = {
     "fhir_gateway",
     "social_gateway",
     "webhook_delivery",
+    "feedback",
     "case-system-dynamo-amsterdam",
     "case-system-welzijn-lelystad",
 }

@@ -1,0 +1,4 @@
+from adapters.runtime import run
+from services.feedback.app import app
+
+run(app)
