@@ -8,7 +8,13 @@ from uuid import UUID
 
 from contracts.cloudevents import CloudEvent, EventData
 from contracts.codes import AgeBand, ReferralStatus, Urgency, WorTheme
-from contracts.events import DeadLetter, ReferralCreated, ReferralStatusChanged, ReferralSubmitted
+from contracts.events import (
+    DeadLetter,
+    ReferralCreated,
+    ReferralStatusChanged,
+    ReferralSubmitted,
+    ReferralWithdrawn,
+)
 from contracts.events.status import (
     DeclineReason,
     ReferralStatusProblem,
@@ -45,6 +51,14 @@ def _created() -> ReferralCreated:
         submitted_at=_SUBMITTED_AT,
         routed_at=_ROUTED_AT,
         details_url=f"http://127.0.0.1:8080/social/v1/referrals/{_REFERRAL_ID}",
+    )
+
+
+def _withdrawn() -> ReferralWithdrawn:
+    return ReferralWithdrawn(
+        referral_id=_REFERRAL_ID,
+        organisation_id="dynamo-amsterdam",
+        withdrawn_at=datetime(2026, 11, 4, 8, 30, tzinfo=UTC),
     )
 
 
@@ -99,6 +113,7 @@ def example_events() -> dict[str, CloudEvent[EventData]]:
     payloads: list[EventData] = [
         _submitted(),
         _created(),
+        _withdrawn(),
         _status_changed(),
         _status_reported(),
         _status_problem(),

@@ -54,9 +54,13 @@ def capability_statement(base_url: str, software_version: str) -> dict[str, Any]
                     },
                     {
                         "type": "Task",
-                        "interaction": [{"code": "read"}],
+                        "interaction": [{"code": "read"}, {"code": "update"}, {"code": "patch"}],
                         "versioning": "versioned",
-                        "documentation": "Tracks a referral; the requesting organisation reads it.",
+                        "documentation": (
+                            "Tracks a referral; the requesting organisation reads it, and "
+                            "withdraws the referral by setting status to 'cancelled' (the only "
+                            "update or JSON Patch accepted)."
+                        ),
                     },
                 ],
             }

@@ -1,12 +1,18 @@
 """Event payloads, one module per flow. ``EVENT_TYPES`` lists every published type."""
 
 from contracts.events.deadletter import DeadLetter
-from contracts.events.referral import ReferralCreated, ReferralStatusChanged, ReferralSubmitted
+from contracts.events.referral import (
+    ReferralCreated,
+    ReferralStatusChanged,
+    ReferralSubmitted,
+    ReferralWithdrawn,
+)
 from contracts.events.status import ReferralStatusProblem, ReferralStatusReported
 
 EVENT_TYPES = (
     ReferralSubmitted,
     ReferralCreated,
+    ReferralWithdrawn,
     ReferralStatusChanged,
     ReferralStatusReported,
     ReferralStatusProblem,
@@ -21,4 +27,5 @@ __all__ = [
     "ReferralStatusProblem",
     "ReferralStatusReported",
     "ReferralSubmitted",
+    "ReferralWithdrawn",
 ]

@@ -4,7 +4,7 @@ stay in the ledger and are fetched by the assigned organisation (notified pull).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import ClassVar
+from typing import ClassVar, Literal
 from uuid import UUID
 
 from pydantic import Field
@@ -61,6 +61,20 @@ class ReferralStatusChanged(EventData):
     status: ReferralStatus
     occurred_at: datetime
     reason_code: str | None = Field(default=None, max_length=64)
+
+    def subject(self) -> str:
+        return str(self.referral_id)
+
+
+class ReferralWithdrawn(EventData):
+    """The GP withdrew the referral: the organisation stops, and the details answer 410."""
+
+    EVENT_TYPE: ClassVar[str] = "nl.brug.referral.withdrawn.v1"
+
+    referral_id: UUID
+    organisation_id: str = Field(pattern=ORGANISATION_ID_PATTERN)
+    withdrawn_at: datetime
+    withdrawn_by: Literal["gp"] = "gp"
 
     def subject(self) -> str:
         return str(self.referral_id)

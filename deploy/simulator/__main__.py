@@ -22,7 +22,7 @@ from kafka import KafkaConsumer
 from adapters.runtime.service import READY_LOG_LINE
 from contracts import topics
 from contracts.cloudevents import CloudEvent
-from contracts.events import ReferralCreated
+from contracts.events import ReferralCreated, ReferralWithdrawn
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,10 +55,24 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _handle(value: bytes, options: argparse.Namespace, http: httpx.Client, seen: set[str]) -> None:
-    event = CloudEvent[ReferralCreated].model_validate_json(value)
-    if event.id in seen:  # duplicates are harmless: CloudEvents ids identify events
+    envelope = json.loads(value)
+    if envelope["id"] in seen:  # duplicates are harmless: CloudEvents ids identify events
         return
-    seen.add(event.id)
+    seen.add(envelope["id"])
+    if envelope["type"] == ReferralWithdrawn.EVENT_TYPE:
+        withdrawn = CloudEvent[ReferralWithdrawn].model_validate(envelope)
+        _file(
+            options,
+            {
+                "event_id": withdrawn.id,
+                "referral_id": str(withdrawn.data.referral_id),
+                "event": envelope,
+                "withdrawn": True,
+            },
+        )
+        _log("referral withdrawn", referral_id=str(withdrawn.data.referral_id))
+        return
+    event = CloudEvent[ReferralCreated].model_validate(envelope)
     response = http.get(
         event.data.details_url, headers={"Authorization": f"Bearer {options.token}"}
     )
@@ -69,9 +83,13 @@ def _handle(value: bytes, options: argparse.Namespace, http: httpx.Client, seen:
         "details_status": response.status_code,
         "details": response.json() if response.status_code == 200 else None,
     }
+    _file(options, entry)
+    _log("referral received", referral_id=entry["referral_id"], details_status=response.status_code)
+
+
+def _file(options: argparse.Namespace, entry: dict[str, Any]) -> None:
     with options.case_file.open("a") as case_file:
         case_file.write(json.dumps(entry) + "\n")
-    _log("referral received", referral_id=entry["referral_id"], details_status=response.status_code)
 
 
 def _log(event: str, **fields: Any) -> None:

@@ -45,7 +45,7 @@ from adapters.runtime.kafka import consumer_group
 from adapters.runtime.service import brug_version, make_asyncapi
 from contracts import topics
 from contracts.cloudevents import CloudEvent
-from contracts.events import ReferralSubmitted
+from contracts.events import ReferralSubmitted, ReferralWithdrawn
 from contracts.mappings import wor_theme_table
 from services.fhir_gateway.settings import GatewaySettings
 from services.fhir_gateway.submission import SERVICE, Remember, Reply, Submissions
@@ -55,6 +55,7 @@ from services.fhir_gateway.translation import (
     parse_service_request,
     read_referral,
 )
+from services.fhir_gateway.withdrawal import Withdrawals, requested_status
 
 ACCEPTED_TYPES = JSON_TYPES | XML_TYPES
 RETRY_AFTER_SECONDS = "10"
@@ -84,6 +85,17 @@ referrals_submitted = broker.publisher(
     schema=CloudEvent[ReferralSubmitted],
 )
 engine = make_async_engine(settings.database_url)
+social_referrals = broker.publisher(
+    "brug.social.referrals.{organisation_id}.v1",
+    title="brug.social.referrals.{organisation_id}.v1",
+    description="The GP's withdrawal, to the organisation the referral went to. Key: referral id.",
+    schema=CloudEvent[ReferralWithdrawn],
+)
+withdrawals = Withdrawals(
+    engine=engine,
+    publisher=social_referrals,
+    publish_timeout=settings.publish_timeout_seconds,
+)
 submissions = Submissions(
     engine=engine,
     publisher=referrals_submitted,
@@ -147,6 +159,28 @@ async def read_task(task_id: str, request: Request) -> Response:
                 detail={},
             )
         )
+    return fhir_response(request, 200, task_resource(row), {"ETag": f'W/"{row.version}"'})
+
+
+@app.put("/fhir/Task/{task_id}")
+@app.patch("/fhir/Task/{task_id}")
+async def withdraw_task(task_id: str, request: Request) -> Response:
+    """The GP withdraws the referral; the only change a GP may make to its Task."""
+    client = authenticate(request, ClientKind.GP)
+    body = await _read_body(request, also=("application/json-patch+json",))
+    if _media_type(request) in XML_TYPES:
+        body = xml_to_json(body, "Task")
+    if requested_status(request.method, _json(body)) != "cancelled" or not _is_uuid(task_id):
+        raise FhirProblem(
+            422,
+            "not-supported",
+            "a GP changes its Task only to withdraw it: PUT the Task with status 'cancelled', "
+            'or PATCH [{"op": "replace", "path": "/status", "value": "cancelled"}]',
+            "Task.status",
+        )
+    async with _infrastructure_guard():
+        row = await withdrawals.withdraw(uuid.UUID(task_id), client)
+    log.info("referral withdrawn", client_id=client.client_id, task_id=task_id)
     return fhir_response(request, 200, task_resource(row), {"ETag": f'W/"{row.version}"'})
 
 
@@ -259,9 +293,9 @@ def _media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
-async def _read_body(request: Request) -> bytes:
+async def _read_body(request: Request, also: tuple[str, ...] = ()) -> bytes:
     media_type = _media_type(request)
-    if media_type not in ACCEPTED_TYPES:
+    if media_type not in ACCEPTED_TYPES and media_type not in also:
         raise FhirProblem(
             415,
             "not-supported",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -13,10 +12,8 @@ import pytest
 from sqlalchemy import select
 
 from adapters.database import make_engine
-from adapters.ledger.repository import Ledger
 from adapters.ledger.tables import audit_log
 from contracts import topics
-from contracts.codes import ReferralStatus
 from deploy.devstack.stack import DevStack
 from tests.e2e.conftest import (
     GP_LELYSTAD,
@@ -149,22 +146,61 @@ def test_details_are_served_only_to_the_assigned_organisation_and_every_fetch_is
     assert trail[0] == ("client:his-amsterdam-centrum", "submitted")
 
 
-def test_a_withdrawn_referral_answers_gone(
-    gp: httpx.Client, social: httpx.Client, kafka_topics: str, database_url: str
+def test_the_gp_withdraws_and_the_organisation_hears_and_details_are_gone(
+    stack: DevStack, gp: httpx.Client, social: httpx.Client, kafka_topics: str
 ) -> None:
-    referral_id = submit_and_await_delivery(gp, kafka_topics)
-    engine = make_engine(database_url)
-    with engine.begin() as connection:  # the GP's withdrawal endpoint arrives with issue 4
-        Ledger(connection).change_status(
-            uuid.UUID(referral_id), ReferralStatus.CANCELLED, source="gp", at=datetime.now(UTC)
-        )
-    engine.dispose()
+    reply = submit(gp, new_bundle())
+    task, referral_id = task_of(reply), referral_id_of(task_of(reply))
+    wait_for_record(
+        kafka_topics,
+        topics.social_referrals("dynamo-amsterdam"),
+        lambda r: r.key == referral_id.encode(),
+    )
+    patch = [{"op": "replace", "path": "/status", "value": "cancelled"}]
 
-    reply = social.get(
+    withdrawn = gp.patch(
+        f"/Task/{task['id']}", json=patch, headers={"Content-Type": "application/json-patch+json"}
+    )
+    again = gp.put(f"/Task/{task['id']}", json=task | {"status": "cancelled"})
+
+    assert withdrawn.status_code == again.status_code == 200, withdrawn.text
+    assert withdrawn.json()["status"] == "cancelled"
+    assert withdrawn.json()["meta"]["versionId"] == again.json()["meta"]["versionId"] == "2"
+    record = wait_for_record(
+        kafka_topics,
+        topics.social_referrals("dynamo-amsterdam"),
+        lambda r: (
+            r.key == referral_id.encode()
+            and json.loads(r.value)["type"] == "nl.brug.referral.withdrawn.v1"
+        ),
+    )
+    assert json.loads(record.value)["data"]["withdrawn_by"] == "gp"
+    details = social.get(
         f"/social/v1/referrals/{referral_id}",
         headers={"Authorization": f"Bearer {WELFARE_AMSTERDAM}"},
     )
-    assert reply.status_code == 410
+    assert details.status_code == 410
+    assert case_entry_withdrawn(stack, referral_id)
+
+
+def case_entry_withdrawn(stack: DevStack, referral_id: str) -> bool:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        lines = stack.case_file("dynamo-amsterdam").read_text().splitlines()
+        if any(
+            (entry := json.loads(line))["referral_id"] == referral_id and entry.get("withdrawn")
+            for line in lines
+        ):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_a_gp_may_change_its_task_only_to_withdraw_it(gp: httpx.Client) -> None:
+    task = task_of(submit(gp, new_bundle()))
+    reply = gp.put(f"/Task/{task['id']}", json=task | {"status": "completed"})
+    assert reply.status_code == 422
+    assert reply.json()["issue"][0]["expression"] == ["Task.status"]
 
 
 def test_a_duplicate_submission_makes_one_referral(gp: httpx.Client, kafka_topics: str) -> None:
