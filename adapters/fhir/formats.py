@@ -9,7 +9,7 @@ from typing import Any
 from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
-from adapters.fhir.outcomes import FhirProblem, fhirpath_of
+from adapters.fhir.outcomes import FhirProblem, structure_problem
 
 FHIR_JSON = "application/fhir+json"
 FHIR_XML = "application/fhir+xml"
@@ -23,13 +23,7 @@ def xml_to_json(body: bytes, resource_type: str) -> bytes:
     try:
         resource = model.model_validate_xml(body)
     except ValidationError as error:
-        first = error.errors(include_input=False, include_url=False)[0]
-        raise FhirProblem(
-            400,
-            "structure",
-            f"not valid FHIR XML: {first['msg']}",
-            fhirpath_of(tuple(first["loc"]), resource_type),
-        ) from None
+        raise structure_problem(error, resource_type, "FHIR XML") from None
     except Exception as error:  # lxml's syntax errors, wrong root element, …
         raise FhirProblem(
             400, "structure", f"not a FHIR {resource_type} in XML: {type(error).__name__}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fhir.resources.R4B.operationoutcome import OperationOutcome
+from pydantic import ValidationError
 
 
 class FhirProblem(Exception):
@@ -57,3 +58,14 @@ def fhirpath_of(location: tuple[Any, ...], root: str) -> str:
         elif part not in {"__root__"}:
             path += f".{part}"
     return path
+
+
+def structure_problem(error: ValidationError, root: str, what: str) -> FhirProblem:
+    """A fhir.resources validation failure as a 400 naming its first offending element."""
+    first = error.errors(include_input=False, include_url=False)[0]
+    return FhirProblem(
+        400,
+        "structure",
+        f"not valid {what}: {first['msg']} ({error.error_count()} problem(s))",
+        fhirpath_of(tuple(first["loc"]), root),
+    )

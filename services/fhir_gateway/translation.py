@@ -16,7 +16,7 @@ from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.servicerequest import ServiceRequest
 from pydantic import ValidationError
 
-from adapters.fhir.outcomes import FhirProblem, fhirpath_of
+from adapters.fhir.outcomes import FhirProblem, structure_problem
 from contracts.codes import AgeBand, Urgency, WorTheme
 from contracts.details import Address, Person, Referrer
 from contracts.directory import WelfareDirectory
@@ -179,13 +179,7 @@ def _validate_model(model: Any, document: dict[str, Any], root: str) -> None:
     try:
         model.model_validate(document)
     except ValidationError as error:
-        first = error.errors(include_input=False, include_url=False)[0]
-        raise FhirProblem(
-            400,
-            "structure",
-            f"not valid FHIR R4: {first['msg']} ({error.error_count()} problem(s))",
-            fhirpath_of(tuple(first["loc"]), root),
-        ) from None
+        raise structure_problem(error, root, "FHIR R4") from None
 
 
 def _the_service_request(references: _References) -> Located:

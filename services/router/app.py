@@ -60,8 +60,8 @@ referral_for_organisation = broker.publisher(
 
 
 class ReferralNotInLedger(Exception):
-    """Retried: the gateway commits right after Kafka acknowledges, so this is usually
-    a race that resolves within milliseconds; persisting, it is dead-lettered."""
+    """Retried up to the handler limit, then dead-lettered: an event whose referral the
+    ledger does not hold is never delivered to an organisation."""
 
 
 # One consumer per partition (in one group): partitions are routed concurrently, each
@@ -117,8 +117,9 @@ async def _assign_when_known(created: ReferralCreated, now: datetime) -> Assignm
     """Commit the assignment before the event exists, so a case system that fetches the
     details at once finds the referral assigned to it.
 
-    The gateway commits its ledger row a moment after Kafka acknowledged the submission,
-    so a referral can arrive here first: wait briefly before calling it unknown."""
+    The gateway commits its ledger row before publishing, so an unknown referral is an
+    orphan (e.g. an intake undone after a publish that timed out but still landed). A
+    short wait first keeps a slow commit on a loaded database from being mistaken for one."""
     for pause in LEDGER_WAITS:
         async with engine.begin() as connection:
             assignment = await connection.run_sync(_assign, created, now)
