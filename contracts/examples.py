@@ -15,10 +15,19 @@ from contracts.events import (
     ReferralSubmitted,
     ReferralWithdrawn,
 )
+from contracts.events.gp import GpResourceChanged
+from contracts.events.referral import ReferralOverdue, ServiceLevelTimer
 from contracts.events.status import (
-    DeclineReason,
+    ActivityKind,
+    CompletionOutcome,
+    FeedbackReceivedByGp,
+    LinkedActivity,
+    PositiveHealthDimension,
+    PositiveHealthScores,
     ReferralStatusProblem,
     ReferralStatusReported,
+    SignalKind,
+    SignalRaised,
     StatusProblemCode,
     WelfareStatus,
 )
@@ -72,13 +81,69 @@ def _status_changed() -> ReferralStatusChanged:
 
 
 def _status_reported() -> ReferralStatusReported:
+    def spider_web(day: int, score: int) -> PositiveHealthScores:
+        scores = dict.fromkeys(PositiveHealthDimension, score)
+        return PositiveHealthScores(measured_on=datetime(2026, 11, day, tzinfo=UTC), scores=scores)
+
     return ReferralStatusReported(
         referral_id=_REFERRAL_ID,
         organisation_id="dynamo-amsterdam",
-        status=WelfareStatus.DECLINED,
-        sequence=2,
-        occurred_at=datetime(2026, 11, 3, 10, 0, tzinfo=UTC),
-        decline_reason=DeclineReason.NO_CAPACITY,
+        status=WelfareStatus.COMPLETED,
+        sequence=5,
+        occurred_at=datetime(2026, 11, 30, 15, 0, tzinfo=UTC),
+        outcome=CompletionOutcome(
+            activities=[
+                LinkedActivity(kind=ActivityKind.SOCIAL_ACTIVITY, description="Buurtkamer lunch"),
+                LinkedActivity(kind=ActivityKind.EXERCISE, description="Wandelgroep 65+"),
+            ],
+            summary="Three conversations; mevrouw now joins the weekly lunch and walking group.",
+            positive_health_consent=True,
+            positive_health_before=spider_web(5, 4),
+            positive_health_after=spider_web(28, 6),
+        ),
+    )
+
+
+def _signal() -> SignalRaised:
+    return SignalRaised(
+        referral_id=_REFERRAL_ID,
+        organisation_id="dynamo-amsterdam",
+        signal_id=UUID("6a1f7c2e-0d4b-4b8e-9a51-2c7e9f3d4a10"),
+        kind=SignalKind.HEALTH_CONCERN,
+        text="Noticed increasing forgetfulness during the last two visits.",
+        action_requested=True,
+        occurred_at=datetime(2026, 11, 20, 11, 0, tzinfo=UTC),
+    )
+
+
+def _receipt() -> FeedbackReceivedByGp:
+    return FeedbackReceivedByGp(
+        referral_id=_REFERRAL_ID,
+        organisation_id="dynamo-amsterdam",
+        resource="Communication/9c7d1e22-5b8a-4f3e-8d6c-1a2b3c4d5e6f",
+        channel="push",
+        received_at=datetime(2026, 11, 30, 15, 0, 1, tzinfo=UTC),
+    )
+
+
+def _overdue() -> ReferralOverdue:
+    return ReferralOverdue(
+        referral_id=_REFERRAL_ID,
+        organisation_id="dynamo-amsterdam",
+        timer=ServiceLevelTimer.RECEIVED,
+        due_at=datetime(2026, 11, 3, 9, 14, 4, tzinfo=UTC),
+        detected_at=datetime(2026, 11, 3, 9, 14, 5, tzinfo=UTC),
+    )
+
+
+def _resource_changed() -> GpResourceChanged:
+    return GpResourceChanged(
+        referral_id=_REFERRAL_ID,
+        resource_type="Task",
+        resource_id=UUID("3e0f5a9b-7c1d-4e2f-8a6b-5c4d3e2f1a0b"),
+        version_id=4,
+        task_id=UUID("3e0f5a9b-7c1d-4e2f-8a6b-5c4d3e2f1a0b"),
+        changed_at=datetime(2026, 11, 30, 15, 0, tzinfo=UTC),
     )
 
 
@@ -117,6 +182,10 @@ def example_events() -> dict[str, CloudEvent[EventData]]:
         _status_changed(),
         _status_reported(),
         _status_problem(),
+        _signal(),
+        _receipt(),
+        _overdue(),
+        _resource_changed(),
         _dead_letter(),
     ]
     return {

@@ -6,22 +6,43 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from contracts.codes import ReferralStatus
-from contracts.events.status import StatusProblemCode, WelfareStatus
+from contracts.events.status import StatusProblemCode, WelfareStatus, WorBusinessStatus
 
 W = WelfareStatus
+B = WorBusinessStatus
 
-# WoR business status code (urn:brug:codesystem:wor-business-status) and FHIR Task.status.
-TASK_VIEW: dict[WelfareStatus, tuple[ReferralStatus, str]] = {
-    W.RECEIVED: (ReferralStatus.RECEIVED, "received-by-welfare"),
-    W.ACCEPTED: (ReferralStatus.ACCEPTED, "accepted-by-welfare"),
-    W.DECLINED: (ReferralStatus.REJECTED, "declined-by-welfare"),
-    W.FIRST_CONTACT: (ReferralStatus.IN_PROGRESS, "first-contact-made"),
-    W.IN_PROGRESS: (ReferralStatus.IN_PROGRESS, "coaching"),
-    W.ON_HOLD: (ReferralStatus.ON_HOLD, "on-hold"),
-    W.COMPLETED: (ReferralStatus.COMPLETED, "completed-with-outcome"),
-    W.UNREACHABLE: (ReferralStatus.FAILED, "patient-unreachable"),
-    W.WITHDRAWN_BY_PATIENT: (ReferralStatus.CANCELLED, "withdrawn-by-patient"),
+# FHIR Task.status and the default WoR business status for each welfare status.
+TASK_VIEW: dict[WelfareStatus, tuple[ReferralStatus, WorBusinessStatus]] = {
+    W.RECEIVED: (ReferralStatus.RECEIVED, B.RECEIVED_BY_WELFARE),
+    W.ACCEPTED: (ReferralStatus.ACCEPTED, B.ACCEPTED_BY_WELFARE),
+    W.DECLINED: (ReferralStatus.REJECTED, B.DECLINED_BY_WELFARE),
+    W.FIRST_CONTACT: (ReferralStatus.IN_PROGRESS, B.FIRST_CONTACT_MADE),
+    W.IN_PROGRESS: (ReferralStatus.IN_PROGRESS, B.COACHING),
+    W.ON_HOLD: (ReferralStatus.ON_HOLD, B.ON_HOLD),
+    W.COMPLETED: (ReferralStatus.COMPLETED, B.COMPLETED_WITH_OUTCOME),
+    W.UNREACHABLE: (ReferralStatus.FAILED, B.PATIENT_UNREACHABLE),
+    W.WITHDRAWN_BY_PATIENT: (ReferralStatus.CANCELLED, B.WITHDRAWN_BY_PATIENT),
 }
+
+# Finer business statuses a sender may name, besides the default, per welfare status.
+FITTING_BUSINESS_STATUS: dict[WelfareStatus, frozenset[WorBusinessStatus]] = {
+    W.ACCEPTED: frozenset({B.INTAKE_SCHEDULED}),
+    W.IN_PROGRESS: frozenset({B.LINKED_TO_ACTIVITY}),
+}
+
+
+def task_view(
+    status: WelfareStatus, business_status: WorBusinessStatus | None
+) -> tuple[ReferralStatus, WorBusinessStatus] | None:
+    """Task.status and businessStatus for a status event; None if the business status
+    does not fit the status."""
+    task_status, default = TASK_VIEW[status]
+    if business_status is None or business_status is default:
+        return task_status, default
+    if business_status in FITTING_BUSINESS_STATUS.get(status, frozenset()):
+        return task_status, business_status
+    return None
+
 
 _ENDINGS = {W.COMPLETED, W.UNREACHABLE, W.WITHDRAWN_BY_PATIENT}
 # From each state (None: not yet heard from the welfare side), the states it may move to.
@@ -57,7 +78,8 @@ def judge(
 
     Rules: a repeat (same status, a sequence already seen) is harmless and ignored; an older
     sequence with another status arrived out of order and is rejected, never applied over
-    newer news; otherwise the transition must be in ``ALLOWED``.
+    newer news; the same status under a newer sequence refines the business status (not
+    after an ending); otherwise the transition must be in ``ALLOWED``.
     """
     if sequence <= last_sequence:
         if incoming is current:
@@ -67,6 +89,8 @@ def judge(
             StatusProblemCode.OUT_OF_ORDER,
             f"sequence {sequence} is not after {last_sequence}, already applied",
         )
+    if incoming is current and ALLOWED[current]:
+        return Verdict(apply=True)
     if incoming not in ALLOWED[current]:
         return Verdict(
             False,

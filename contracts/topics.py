@@ -12,6 +12,8 @@ REFERRALS_SUBMITTED = "brug.referrals.submitted.v1"
 DEAD_LETTER = "brug.deadletter.v1"
 """Records no handler could process, with the reason. Key: the original record's key."""
 
+OVERDUE = "brug.referrals.overdue.v1"
+"""Service-level timers that ran out, for operators. Key: referral id."""
 
 GP_REFERRALS_PATTERN = r"brug\.gp\.referrals\.[a-z0-9][a-z0-9-]*\.v1"
 """Every GP system's inbound topic, for the gateway's pattern subscription."""
@@ -27,6 +29,15 @@ def gp_outcomes(client_id: str) -> str:
     """The answer to each inbound Bundle: transaction-response or OperationOutcome.
     Key: the request's key; header ``brug-status``: the HTTP status it would have had."""
     return f"brug.gp.outcomes.{_checked(client_id)}.v1"
+
+
+def gp_changes(client_id: str) -> str:
+    """Id-only notices that one of the GP system's Tasks or Communications changed.
+    Key: referral id."""
+    return f"brug.gp.changes.{_checked(client_id)}.v1"
+
+
+GP_CHANGES_PATTERN = r"brug\.gp\.changes\.[a-z0-9][a-z0-9-]*\.v1"
 
 
 def client_of_gp_topic(topic: str) -> str | None:
@@ -78,6 +89,13 @@ def all_topics(
         for pair in (
             (gp_referrals(client_id), {"retention.ms": ONE_DAY_MS}),
             (gp_outcomes(client_id), {}),
+            (gp_changes(client_id), {}),
         )
     ]
-    return [(REFERRALS_SUBMITTED, {}), (DEAD_LETTER, {}), *per_organisation, *per_gp_system]
+    return [
+        (REFERRALS_SUBMITTED, {}),
+        (DEAD_LETTER, {}),
+        (OVERDUE, {}),
+        *per_organisation,
+        *per_gp_system,
+    ]

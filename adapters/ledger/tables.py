@@ -50,6 +50,16 @@ referrals = Table(
     # Set once Kafka acknowledged the gateway's / the router's event for this referral.
     Column("submitted_event_published_at", DateTime(timezone=True), nullable=True),
     Column("routed_event_published_at", DateTime(timezone=True), nullable=True),
+    # The completion outcome the GP reads in Task.output (closing summary, activities).
+    Column("outcome", JSONB, nullable=True),
+    # Service-level timers: set when routed, stamped when they ran out (survive restarts).
+    Column("received_due_at", DateTime(timezone=True), nullable=True),
+    Column("contact_due_at", DateTime(timezone=True), nullable=True),
+    Column("received_overdue_at", DateTime(timezone=True), nullable=True),
+    Column("contact_overdue_at", DateTime(timezone=True), nullable=True),
+    # The last Task version announced on brug.gp.changes, and the last the GP system read.
+    Column("changes_published_version", Integer, nullable=False, server_default=text("0")),
+    Column("gp_seen_version", Integer, nullable=False, server_default=text("0")),
     # One referral per ServiceRequest identifier per GP organisation, whatever the retries.
     UniqueConstraint(
         "requester_agb",
@@ -57,6 +67,7 @@ referrals = Table(
         "service_request_value",
         name="uq_referrals_service_request",
     ),
+    Index("ix_referrals_requester_updated", "requester_agb", "updated_at"),
 )
 
 # The personal details, apart, so that erasure and retention touch one table only.
@@ -136,4 +147,49 @@ webhook_deliveries = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("finished_at", DateTime(timezone=True), nullable=True),
     Index("ix_webhook_deliveries_due", "state", "next_attempt_at"),
+)
+
+# FHIR Communications to the GP: the closing feedback (terugkoppeling) and welfare signals.
+communications = Table(
+    "communications",
+    metadata,
+    Column("communication_id", Uuid, primary_key=True),
+    Column(
+        "referral_id",
+        Uuid,
+        ForeignKey("referrals.referral_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("category", String(32), nullable=False),  # feedback | signal
+    Column("sender", String(63), nullable=False),
+    Column("payload", JSONB, nullable=False),
+    Column("signal_id", Uuid, nullable=True, unique=True),
+    # A signal that asks the GP to act also shows as a Task with this id.
+    Column("action_task_id", Uuid, nullable=True, unique=True),
+    Column("sent_at", DateTime(timezone=True), nullable=False),
+    Column("published_at", DateTime(timezone=True), nullable=True),
+    # The receipt: when and how (pull | push) the GP system first had it.
+    Column("gp_received_at", DateTime(timezone=True), nullable=True),
+    Column("gp_received_channel", String(8), nullable=True),
+    Index("ix_communications_referral", "referral_id", "sent_at"),
+)
+
+# FHIR R4 Subscriptions (Subscriptions Backport IG) of GP systems: rest-hook, id-only.
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("subscription_id", Uuid, primary_key=True),
+    Column("client_id", String(64), nullable=False),
+    Column("organisation", String(16), nullable=False),  # the GP organisation's AGB
+    Column("topic", String(255), nullable=False),
+    Column("endpoint", String(2000), nullable=False),
+    Column("headers", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("heartbeat_seconds", Integer, nullable=True),
+    Column("status", String(16), nullable=False),  # requested | active | error | off
+    Column("events_since_start", BigInteger, nullable=False, server_default=text("0")),
+    Column("last_sent_at", DateTime(timezone=True), nullable=True),
+    Column("error", String(500), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("resource", JSONB, nullable=False),  # the Subscription as the GP posted it
+    Index("ix_subscriptions_organisation", "organisation", "status"),
 )

@@ -1,13 +1,20 @@
 """Event payloads, one module per flow. ``EVENT_TYPES`` lists every published type."""
 
 from contracts.events.deadletter import DeadLetter
+from contracts.events.gp import GpResourceChanged
 from contracts.events.referral import (
     ReferralCreated,
+    ReferralOverdue,
     ReferralStatusChanged,
     ReferralSubmitted,
     ReferralWithdrawn,
 )
-from contracts.events.status import ReferralStatusProblem, ReferralStatusReported
+from contracts.events.status import (
+    FeedbackReceivedByGp,
+    ReferralStatusProblem,
+    ReferralStatusReported,
+    SignalRaised,
+)
 
 EVENT_TYPES = (
     ReferralSubmitted,
@@ -16,16 +23,24 @@ EVENT_TYPES = (
     ReferralStatusChanged,
     ReferralStatusReported,
     ReferralStatusProblem,
+    SignalRaised,
+    FeedbackReceivedByGp,
+    ReferralOverdue,
+    GpResourceChanged,
     DeadLetter,
 )
 
 __all__ = [
     "EVENT_TYPES",
     "DeadLetter",
+    "FeedbackReceivedByGp",
+    "GpResourceChanged",
     "ReferralCreated",
+    "ReferralOverdue",
     "ReferralStatusChanged",
     "ReferralStatusProblem",
     "ReferralStatusReported",
     "ReferralSubmitted",
     "ReferralWithdrawn",
+    "SignalRaised",
 ]

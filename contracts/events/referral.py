@@ -4,6 +4,7 @@ stay in the ledger and are fetched by the assigned organisation (notified pull).
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import ClassVar, Literal
 from uuid import UUID
 
@@ -75,6 +76,28 @@ class ReferralWithdrawn(EventData):
     organisation_id: str = Field(pattern=ORGANISATION_ID_PATTERN)
     withdrawn_at: datetime
     withdrawn_by: Literal["gp"] = "gp"
+
+    def subject(self) -> str:
+        return str(self.referral_id)
+
+
+class ServiceLevelTimer(StrEnum):
+    RECEIVED = "received"
+    FIRST_CONTACT = "first-contact"
+
+
+class ReferralOverdue(EventData):
+    """A service-level timer ran out: the organisation did not confirm receipt, or made no
+    first contact, within the working days agreed in the directory. For operators on
+    ``brug.referrals.overdue.v1``; the GP sees it on the Task and its change feed."""
+
+    EVENT_TYPE: ClassVar[str] = "nl.brug.referral.overdue.v1"
+
+    referral_id: UUID
+    organisation_id: str = Field(pattern=ORGANISATION_ID_PATTERN)
+    timer: ServiceLevelTimer
+    due_at: datetime
+    detected_at: datetime
 
     def subject(self) -> str:
         return str(self.referral_id)
