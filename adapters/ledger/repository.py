@@ -11,6 +11,7 @@ from sqlalchemy import Connection, delete, insert, select, update
 
 from adapters.ledger.tables import (
     audit_log,
+    communications,
     idempotency_keys,
     referral_details,
     referral_status_history,
@@ -74,6 +75,15 @@ class StatusChange:
     status: ReferralStatus
     source: str
     occurred_at: datetime
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """The first time a GP system had a piece of feedback: tell the organisation."""
+
+    referral_id: UUID
+    organisation_id: str
+    resource: str  # Task/<id>/_history/<version> | Communication/<id>
 
 
 @dataclass(frozen=True)
@@ -293,6 +303,44 @@ class Ledger:
                 response_status=status,
                 response_body=body,
             )
+        )
+
+    # -- receipts --------------------------------------------------------------------
+
+    def record_gp_receipt(
+        self, resource_type: str, resource_id: UUID, version: int, channel: str, at: datetime
+    ) -> Receipt | None:
+        """The GP system has this Task version or Communication (read it: ``pull``; its
+        endpoint acknowledged the notification: ``push``). Returns a receipt the first time
+        only, and only for what came from the welfare side."""
+        if resource_type == "Communication":
+            row = self.connection.execute(
+                update(communications)
+                .where(
+                    (communications.c.communication_id == resource_id)
+                    & communications.c.gp_received_at.is_(None)
+                )
+                .values(gp_received_at=at, gp_received_channel=channel)
+                .returning(communications.c.referral_id, communications.c.sender)
+            ).first()
+            if row is None:
+                return None
+            return Receipt(row.referral_id, row.sender, f"Communication/{resource_id}")
+        row = self.connection.execute(
+            update(referrals)
+            .where(
+                (referrals.c.task_id == resource_id)
+                & (referrals.c.gp_seen_version < version)
+                & referrals.c.welfare_status.is_not(None)
+                & referrals.c.organisation_id.is_not(None)
+            )
+            .values(gp_seen_version=version)
+            .returning(referrals.c.referral_id, referrals.c.organisation_id)
+        ).first()
+        if row is None:
+            return None
+        return Receipt(
+            row.referral_id, row.organisation_id, f"Task/{resource_id}/_history/{version}"
         )
 
     # -- audit -----------------------------------------------------------------------

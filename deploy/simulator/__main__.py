@@ -22,7 +22,7 @@ from kafka import KafkaConsumer
 from adapters.runtime.service import READY_LOG_LINE
 from contracts import topics
 from contracts.cloudevents import CloudEvent
-from contracts.events import ReferralCreated, ReferralWithdrawn
+from contracts.events import FeedbackReceivedByGp, ReferralCreated, ReferralWithdrawn
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,6 +71,18 @@ def _handle(value: bytes, options: argparse.Namespace, http: httpx.Client, seen:
             },
         )
         _log("referral withdrawn", referral_id=str(withdrawn.data.referral_id))
+        return
+    if envelope["type"] == FeedbackReceivedByGp.EVENT_TYPE:
+        receipt = CloudEvent[FeedbackReceivedByGp].model_validate(envelope)
+        _file(
+            options,
+            {
+                "event_id": receipt.id,
+                "referral_id": str(receipt.data.referral_id),
+                "receipt": receipt.data.model_dump(mode="json"),
+            },
+        )
+        _log("feedback reached the GP", referral_id=str(receipt.data.referral_id))
         return
     event = CloudEvent[ReferralCreated].model_validate(envelope)
     response = http.get(

@@ -30,7 +30,12 @@ from contracts import topics
 from contracts.cloudevents import CloudEvent
 from contracts.codes import ReferralStatus
 from contracts.directory import DeliveryChannel, WelfareOrganisation
-from contracts.events import DeadLetter, ReferralCreated, ReferralWithdrawn
+from contracts.events import (
+    DeadLetter,
+    FeedbackReceivedByGp,
+    ReferralCreated,
+    ReferralWithdrawn,
+)
 from services.webhook_delivery.schedule import next_attempt, should_park
 from services.webhook_delivery.settings import WebhookSettings
 
@@ -60,11 +65,15 @@ dead_letters = broker.publisher(
 
 
 @broker.subscriber(pattern=SOCIAL_REFERRALS_PATTERN, group_id=consumer_group(SERVICE))
-async def queue_for_webhook(event: CloudEvent[ReferralCreated | ReferralWithdrawn]) -> None:
+async def queue_for_webhook(
+    event: CloudEvent[ReferralCreated | ReferralWithdrawn | FeedbackReceivedByGp],
+) -> None:
     if event.data.organisation_id not in webhook_organisations:
         return  # a Kafka organisation: its case system consumes the topic itself
-    if isinstance(event.data, ReferralWithdrawn):
-        return  # a pending delivery of it is parked as withdrawn when its turn comes
+    if not isinstance(event.data, ReferralCreated):
+        # A pending delivery of a withdrawn referral is parked as withdrawn when its turn
+        # comes; receipts are for case systems on the bus (webhook ones poll the status API).
+        return
     async with engine.begin() as connection:
         queued = await connection.run_sync(
             lambda c: WebhookQueue(c).enqueue(
