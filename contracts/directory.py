@@ -18,6 +18,17 @@ class DeliveryChannel(StrEnum):
     WEBHOOK = "webhook"
 
 
+class ServiceLevels(BaseModel):
+    """What the organisation agreed with its municipality; Brug raises an overdue event when
+    a timer runs out. Working days skip weekends and Dutch public holidays; 0 means at once
+    (useful to see the alarm in a test)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    received_within_working_days: int = Field(default=1, ge=0, le=30)
+    first_contact_within_working_days: int = Field(default=5, ge=0, le=60)
+
+
 class WelfareOrganisation(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -28,6 +39,7 @@ class WelfareOrganisation(BaseModel):
     webhook_url: str | None = Field(
         default=None, pattern=r"^https?://", description="Where webhook delivery POSTs."
     )
+    service_levels: ServiceLevels = Field(default_factory=ServiceLevels)
     webhook_secret_env: str | None = Field(
         default=None,
         pattern=r"^[A-Z][A-Z0-9_]*$",
@@ -78,3 +90,6 @@ class WelfareDirectory(BaseModel):
         return next(
             (org for org in self.organisations if municipality_code in org.municipalities), None
         )
+
+    def organisation(self, organisation_id: str) -> WelfareOrganisation | None:
+        return next((org for org in self.organisations if org.id == organisation_id), None)

@@ -61,6 +61,32 @@ class ReferralRow:
     welfare_status: str | None = None
     status_sequence: int = 0
     business_status: str | None = None
+    outcome: dict[str, Any] | None = None
+    received_due_at: datetime | None = None
+    contact_due_at: datetime | None = None
+    received_overdue_at: datetime | None = None
+    contact_overdue_at: datetime | None = None
+    changes_published_version: int = 0
+
+
+@dataclass(frozen=True)
+class CommunicationRow:
+    communication_id: UUID
+    referral_id: UUID
+    category: str  # feedback | signal
+    sender: str
+    payload: dict[str, Any]
+    sent_at: datetime
+    action_task_id: UUID | None = None
+    published: bool = False
+
+
+@dataclass(frozen=True)
+class DueTimer:
+    referral_id: UUID
+    organisation_id: str
+    timer: str  # received | first-contact
+    due_at: datetime
 
 
 @dataclass(frozen=True)
@@ -244,18 +270,83 @@ class Ledger:
         reason: str | None,
         source: str,
         at: datetime,
+        outcome: dict[str, Any] | None = None,
     ) -> None:
         """A status from the welfare side: its own view plus what the GP's Task shows."""
+        values: dict[str, Any] = {
+            "welfare_status": welfare_status,
+            "status_sequence": sequence,
+            "business_status": business_status,
+        }
+        if outcome is not None:
+            values["outcome"] = outcome
+        self.connection.execute(
+            update(referrals).where(referrals.c.referral_id == referral_id).values(**values)
+        )
+        self.change_status(referral_id, task_status, source=source, at=at, reason=reason)
+
+    def set_due_dates(self, referral_id: UUID, received: datetime, contact: datetime) -> None:
         self.connection.execute(
             update(referrals)
             .where(referrals.c.referral_id == referral_id)
-            .values(
-                welfare_status=welfare_status,
-                status_sequence=sequence,
-                business_status=business_status,
-            )
+            .values(received_due_at=received, contact_due_at=contact)
         )
-        self.change_status(referral_id, task_status, source=source, at=at, reason=reason)
+
+    def due_timers(self, now: datetime, limit: int = 100) -> list[DueTimer]:
+        """Timers that ran out and were not yet reported: no ``received`` from the
+        organisation, or no first contact, by the due date, and the referral still open."""
+        open_referral = referrals.c.status.not_in(
+            _ENDED_TASK_STATUSES
+        ) & referrals.c.organisation_id.is_not(None)
+        not_received = (
+            referrals.c.welfare_status.is_(None)
+            & (referrals.c.received_due_at <= now)
+            & referrals.c.received_overdue_at.is_(None)
+        )
+        no_contact = (
+            referrals.c.welfare_status.in_(("received", "accepted"))
+            & (referrals.c.contact_due_at <= now)
+            & referrals.c.contact_overdue_at.is_(None)
+        )
+        rows = self.connection.execute(
+            select(
+                referrals.c.referral_id,
+                referrals.c.organisation_id,
+                referrals.c.welfare_status,
+                referrals.c.received_due_at,
+                referrals.c.contact_due_at,
+            )
+            .where(open_referral & referrals.c.routed_event_published_at.is_not(None))
+            .where(not_received | no_contact)
+            .limit(limit)
+        )
+        return [
+            DueTimer(r.referral_id, r.organisation_id, "received", r.received_due_at)
+            if r.welfare_status is None
+            else DueTimer(r.referral_id, r.organisation_id, "first-contact", r.contact_due_at)
+            for r in rows
+        ]
+
+    def mark_overdue(self, referral_id: UUID, timer: str, at: datetime) -> bool:
+        """Stamp the timer and give the GP's Task a new version (it shows the delay)."""
+        column = "received_overdue_at" if timer == "received" else "contact_overdue_at"
+        marked = self.connection.execute(
+            update(referrals)
+            .where((referrals.c.referral_id == referral_id) & referrals.c[column].is_(None))
+            .values({column: at, "version": referrals.c.version + 1, "updated_at": at})
+            .returning(referrals.c.referral_id)
+        ).first()
+        return marked is not None
+
+    def mark_changes_published(self, referral_id: UUID, version: int, at: datetime) -> None:
+        self.connection.execute(
+            update(referrals)
+            .where(
+                (referrals.c.referral_id == referral_id)
+                & (referrals.c.changes_published_version < version)
+            )
+            .values(changes_published_version=version)
+        )
 
     def history(self, referral_id: UUID) -> list[StatusChange]:
         rows = self.connection.execute(
@@ -303,6 +394,50 @@ class Ledger:
                 response_status=status,
                 response_body=body,
             )
+        )
+
+    # -- communications --------------------------------------------------------------
+
+    def add_communication(self, row: CommunicationRow, signal_id: UUID | None = None) -> bool:
+        """Store a Communication for the GP; False if this signal was stored before."""
+        if signal_id is not None:
+            seen = self.connection.execute(
+                select(communications.c.communication_id).where(
+                    communications.c.signal_id == signal_id
+                )
+            ).first()
+            if seen is not None:
+                return False
+        self.connection.execute(
+            insert(communications).values(
+                communication_id=row.communication_id,
+                referral_id=row.referral_id,
+                category=row.category,
+                sender=row.sender,
+                payload=row.payload,
+                sent_at=row.sent_at,
+                signal_id=signal_id,
+                action_task_id=row.action_task_id,
+            )
+        )
+        return True
+
+    def communications(self, condition: Any) -> list[CommunicationRow]:
+        rows = self.connection.execute(
+            select(communications).where(condition).order_by(communications.c.sent_at)
+        )
+        return [_communication(r) for r in rows]
+
+    def unpublished_communications(self, referral_id: UUID) -> list[CommunicationRow]:
+        return self.communications(
+            (communications.c.referral_id == referral_id) & communications.c.published_at.is_(None)
+        )
+
+    def mark_communication_published(self, communication_id: UUID, at: datetime) -> None:
+        self.connection.execute(
+            update(communications)
+            .where(communications.c.communication_id == communication_id)
+            .values(published_at=at)
         )
 
     # -- receipts --------------------------------------------------------------------
@@ -379,6 +514,12 @@ class Ledger:
             welfare_status=row.welfare_status,
             status_sequence=row.status_sequence,
             business_status=row.business_status,
+            outcome=row.outcome,
+            received_due_at=row.received_due_at,
+            contact_due_at=row.contact_due_at,
+            received_overdue_at=row.received_overdue_at,
+            contact_overdue_at=row.contact_overdue_at,
+            changes_published_version=row.changes_published_version,
         )
 
     def _append_history(
@@ -389,3 +530,19 @@ class Ledger:
                 referral_id=referral_id, status=status.value, source=source, occurred_at=at
             )
         )
+
+
+_ENDED_TASK_STATUSES = ("completed", "cancelled", "rejected", "failed")
+
+
+def _communication(row: Any) -> CommunicationRow:
+    return CommunicationRow(
+        communication_id=row.communication_id,
+        referral_id=row.referral_id,
+        category=row.category,
+        sender=row.sender,
+        payload=row.payload,
+        sent_at=row.sent_at,
+        action_task_id=row.action_task_id,
+        published=row.published_at is not None,
+    )

@@ -25,6 +25,7 @@ from contracts.cloudevents import CloudEvent
 from contracts.codes import ReferralStatus
 from contracts.events import ReferralCreated, ReferralSubmitted
 from services.router.routing import route
+from services.router.service_levels import due_dates
 from services.router.settings import RouterSettings
 
 SERVICE = "router"
@@ -133,6 +134,9 @@ def _assign(connection: Connection, created: ReferralCreated, now: datetime) -> 
     ledger = Ledger(connection)
     assignment = ledger.assign(created.referral_id, created.organisation_id, at=now)
     if assignment.outcome == "assigned":
+        organisation = directory.organisation(created.organisation_id)
+        if organisation is not None:
+            ledger.set_due_dates(created.referral_id, *due_dates(now, organisation.service_levels))
         ledger.audit(
             actor=f"service:{SERVICE}",
             action="routed",
