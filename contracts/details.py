@@ -57,3 +57,13 @@ class ReferralDetails(_Details):
     urgency: Urgency
     referrer: Referrer
     submitted_at: datetime
+
+
+class Published(BaseModel):
+    """The answer to a status or signal POSTed by a case system: it is on the status topic
+    under ``event_id``; a problem, if the feedback service finds one, comes on the problem
+    topic naming that id. ``duplicate``: Brug already had it (a harmless repeat)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    event_id: str
+    duplicate: bool = False

@@ -98,3 +98,28 @@ def judge(
             f"{current.value if current else 'requested'} cannot become {incoming.value}",
         )
     return Verdict(apply=True)
+
+
+def judge_report(
+    current: WelfareStatus | None,
+    last_sequence: int,
+    *,
+    gp_withdrew: bool,
+    incoming: WelfareStatus,
+    sequence: int,
+    business_status: WorBusinessStatus | None,
+) -> Verdict:
+    """``judge``, then the rules that need the referral: nothing moves a referral the GP
+    withdrew (repeats stay harmless), and a business status must fit its status."""
+    verdict = judge(current, last_sequence, incoming, sequence)
+    if not verdict.apply:
+        return verdict
+    if gp_withdrew:
+        return Verdict(False, StatusProblemCode.REFERRAL_ENDED, "the GP withdrew this referral")
+    if task_view(incoming, business_status) is None:
+        return Verdict(
+            False,
+            StatusProblemCode.UNFITTING_BUSINESS_STATUS,
+            f"business status {business_status} does not fit {incoming.value}",
+        )
+    return verdict

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 
 from adapters.ledger.tables import (
     audit_log,
@@ -68,6 +68,13 @@ class ReferralRow:
     contact_overdue_at: datetime | None = None
     changes_published_version: int = 0
 
+    @property
+    def withdrawn_by_gp(self) -> bool:
+        """Cancelled by the GP (a patient's withdrawal, reported by the welfare side, is not)."""
+        return self.status is ReferralStatus.CANCELLED and self.welfare_status != (
+            "withdrawn-by-patient"
+        )
+
 
 @dataclass(frozen=True)
 class CommunicationRow:
@@ -110,6 +117,39 @@ class Receipt:
     referral_id: UUID
     organisation_id: str
     resource: str  # Task/<id>/_history/<version> | Communication/<id>
+
+
+@dataclass(frozen=True)
+class TaskQuery:
+    """A GP organisation's Task search; None means no filter on that field."""
+
+    requester_agb: str
+    task_ids: list[UUID] | None = None
+    referral_ids: list[UUID] | None = None
+    owners: list[str] | None = None
+    statuses: list[str] | None = None
+    updated: list[tuple[str, datetime]] = field(default_factory=list)  # (gt|ge|lt|le, moment)
+    descending: bool = False
+    count: int = 50
+    offset: int = 0
+
+
+@dataclass(frozen=True)
+class CommunicationQuery:
+    requester_agb: str
+    communication_ids: list[UUID] | None = None
+    referral_ids: list[UUID] | None = None
+    categories: list[str] | None = None
+    count: int = 50
+    offset: int = 0
+
+
+_COMPARISONS: dict[str, Any] = {
+    "gt": lambda column, value: column > value,
+    "ge": lambda column, value: column >= value,
+    "lt": lambda column, value: column < value,
+    "le": lambda column, value: column <= value,
+}
 
 
 @dataclass(frozen=True)
@@ -491,36 +531,80 @@ class Ledger:
 
     def _one(self, condition: Any) -> ReferralRow | None:
         row = self.connection.execute(select(referrals).where(condition)).one_or_none()
-        if row is None:
-            return None
-        return ReferralRow(
-            referral_id=row.referral_id,
-            organisation_id=row.organisation_id,
-            municipality_code=row.municipality_code,
-            status=ReferralStatus(row.status),
-            task_id=row.task_id,
-            client_id=row.client_id,
-            requester_agb=row.requester_agb,
-            service_request_system=row.service_request_system,
-            service_request_value=row.service_request_value,
-            status_reason=row.status_reason,
-            version=row.version,
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-            themes=list(row.themes or []),
-            age_band=row.age_band,
-            urgency=row.urgency,
-            submitted_event_published=row.submitted_event_published_at is not None,
-            welfare_status=row.welfare_status,
-            status_sequence=row.status_sequence,
-            business_status=row.business_status,
-            outcome=row.outcome,
-            received_due_at=row.received_due_at,
-            contact_due_at=row.contact_due_at,
-            received_overdue_at=row.received_overdue_at,
-            contact_overdue_at=row.contact_overdue_at,
-            changes_published_version=row.changes_published_version,
+        return None if row is None else _referral_row(row)
+
+    # -- FHIR search -----------------------------------------------------------------
+
+    def search_tasks(self, query: TaskQuery) -> tuple[list[ReferralRow], int]:
+        """One page of the organisation's referral Tasks, and how many match in all."""
+        condition = (referrals.c.requester_agb == query.requester_agb) & referrals.c.task_id.is_not(
+            None
         )
+        if query.task_ids is not None:
+            condition &= referrals.c.task_id.in_(query.task_ids)
+        if query.referral_ids is not None:
+            condition &= referrals.c.referral_id.in_(query.referral_ids)
+        if query.owners is not None:
+            condition &= referrals.c.organisation_id.in_(query.owners)
+        if query.statuses is not None:
+            condition &= referrals.c.status.in_(query.statuses)
+        for operator, moment in query.updated:
+            condition &= _COMPARISONS[operator](referrals.c.updated_at, moment)
+        total = self.connection.execute(
+            select(func.count()).select_from(referrals).where(condition)
+        ).scalar_one()
+        order = referrals.c.updated_at.desc() if query.descending else referrals.c.updated_at
+        rows = self.connection.execute(
+            select(referrals)
+            .where(condition)
+            .order_by(order, referrals.c.referral_id)
+            .limit(query.count)
+            .offset(query.offset)
+        )
+        return [_referral_row(r) for r in rows], total
+
+    def search_communications(
+        self, query: CommunicationQuery
+    ) -> tuple[list[tuple[CommunicationRow, ReferralRow]], int]:
+        """One page of Communications to the organisation, each with its referral."""
+        condition = referrals.c.requester_agb == query.requester_agb
+        if query.communication_ids is not None:
+            condition &= communications.c.communication_id.in_(query.communication_ids)
+        if query.referral_ids is not None:
+            condition &= communications.c.referral_id.in_(query.referral_ids)
+        if query.categories is not None:
+            condition &= communications.c.category.in_(query.categories)
+        joined = communications.join(
+            referrals, communications.c.referral_id == referrals.c.referral_id
+        )
+        total = self.connection.execute(
+            select(func.count()).select_from(joined).where(condition)
+        ).scalar_one()
+        rows = self.connection.execute(
+            select(communications, referrals.c.referral_id.label("referral"))
+            .select_from(joined)
+            .where(condition)
+            .order_by(communications.c.sent_at, communications.c.communication_id)
+            .limit(query.count)
+            .offset(query.offset)
+        ).all()
+        found = []
+        for row in rows:
+            referral = self.referral(row.referral)
+            assert referral is not None
+            found.append((_communication(row), referral))
+        return found, total
+
+    def communication_with_action_task(self, task_id: UUID) -> CommunicationRow | None:
+        found = self.communications(communications.c.action_task_id == task_id)
+        return found[0] if found else None
+
+    def feedback_communication(self, referral_id: UUID) -> CommunicationRow | None:
+        found = self.communications(
+            (communications.c.referral_id == referral_id)
+            & (communications.c.category == "feedback")
+        )
+        return found[0] if found else None
 
     def _append_history(
         self, referral_id: UUID, status: ReferralStatus, source: str, at: datetime
@@ -545,4 +629,35 @@ def _communication(row: Any) -> CommunicationRow:
         sent_at=row.sent_at,
         action_task_id=row.action_task_id,
         published=row.published_at is not None,
+    )
+
+
+def _referral_row(row: Any) -> ReferralRow:
+    return ReferralRow(
+        referral_id=row.referral_id,
+        organisation_id=row.organisation_id,
+        municipality_code=row.municipality_code,
+        status=ReferralStatus(row.status),
+        task_id=row.task_id,
+        client_id=row.client_id,
+        requester_agb=row.requester_agb,
+        service_request_system=row.service_request_system,
+        service_request_value=row.service_request_value,
+        status_reason=row.status_reason,
+        version=row.version,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        themes=list(row.themes or []),
+        age_band=row.age_band,
+        urgency=row.urgency,
+        submitted_event_published=row.submitted_event_published_at is not None,
+        welfare_status=row.welfare_status,
+        status_sequence=row.status_sequence,
+        business_status=row.business_status,
+        outcome=row.outcome,
+        received_due_at=row.received_due_at,
+        contact_due_at=row.contact_due_at,
+        received_overdue_at=row.received_overdue_at,
+        contact_overdue_at=row.contact_overdue_at,
+        changes_published_version=row.changes_published_version,
     )

@@ -120,13 +120,11 @@ class CompletionOutcome(BaseModel):
         return self
 
 
-class ReferralStatusReported(EventData):
-    """Sent by the case system on ``brug.social.status.<org>.v1``, keyed by referral id."""
+class StatusReport(BaseModel):
+    """A status as the case system states it; the body of
+    ``POST /social/v1/referrals/{id}/status`` (the path and the token name the rest)."""
 
-    EVENT_TYPE: ClassVar[str] = "nl.brug.referral.status-reported.v1"
-
-    referral_id: UUID
-    organisation_id: str = Field(pattern=ORGANISATION_ID_PATTERN)
+    model_config = ConfigDict(extra="forbid", frozen=True)
     status: WelfareStatus
     sequence: int = Field(
         ge=1, description="The sender's counter per referral; orders events and spots repeats."
@@ -157,6 +155,15 @@ class ReferralStatusReported(EventData):
             raise ValueError("only a completed referral carries an outcome")
         return self
 
+
+class ReferralStatusReported(StatusReport, EventData):
+    """Sent by the case system on ``brug.social.status.<org>.v1``, keyed by referral id."""
+
+    EVENT_TYPE: ClassVar[str] = "nl.brug.referral.status-reported.v1"
+
+    referral_id: UUID
+    organisation_id: str = Field(pattern=ORGANISATION_ID_PATTERN)
+
     def subject(self) -> str:
         return str(self.referral_id)
 
@@ -167,7 +174,19 @@ class SignalKind(StrEnum):
     QUESTION = "question"
 
 
-class SignalRaised(EventData):
+class SignalReport(BaseModel):
+    """A signal as the case system states it; the body of
+    ``POST /social/v1/referrals/{id}/signals``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    signal_id: UUID = Field(description="Chosen by the sender; a repeat with it is harmless.")
+    kind: SignalKind
+    text: str = Field(min_length=1, max_length=2000)
+    action_requested: bool = False
+    occurred_at: datetime
+
+
+class SignalRaised(SignalReport, EventData):
     """The welfare side speaks first: a concern noticed during coaching, or a referral back
     to the GP. Sent on ``brug.social.status.<org>.v1`` like a status; reaches the GP as a
     FHIR Communication (and a Task when action is asked)."""
@@ -176,11 +195,6 @@ class SignalRaised(EventData):
 
     referral_id: UUID
     organisation_id: str = Field(pattern=ORGANISATION_ID_PATTERN)
-    signal_id: UUID = Field(description="Chosen by the sender; a repeat with it is harmless.")
-    kind: SignalKind
-    text: str = Field(min_length=1, max_length=2000)
-    action_requested: bool = False
-    occurred_at: datetime
 
     def subject(self) -> str:
         return str(self.referral_id)

@@ -1,5 +1,6 @@
-"""FHIR gateway: ``POST [base]`` (transaction), ``POST [base]/ServiceRequest``,
-``GET [base]/Task/{id}``, ``GET [base]/metadata`` — FastAPI in front, Kafka behind."""
+"""FHIR gateway: ``POST [base]`` (transaction), ``POST [base]/ServiceRequest``, Task read,
+search and withdrawal, Communication read and search, ``GET [base]/metadata`` — FastAPI
+in front, Kafka behind."""
 
 from __future__ import annotations
 
@@ -45,8 +46,9 @@ from adapters.runtime.kafka import consumer_group
 from adapters.runtime.service import brug_version, make_asyncapi
 from contracts import topics
 from contracts.cloudevents import CloudEvent
-from contracts.events import ReferralSubmitted, ReferralWithdrawn
+from contracts.events import FeedbackReceivedByGp, ReferralSubmitted, ReferralWithdrawn
 from contracts.mappings import wor_theme_table
+from services.fhir_gateway.reads import Reads
 from services.fhir_gateway.settings import GatewaySettings
 from services.fhir_gateway.submission import SERVICE, Remember, Reply, Submissions
 from services.fhir_gateway.translation import (
@@ -88,14 +90,16 @@ engine = make_async_engine(settings.database_url)
 social_referrals = broker.publisher(
     "brug.social.referrals.{organisation_id}.v1",
     title="brug.social.referrals.{organisation_id}.v1",
-    description="The GP's withdrawal, to the organisation the referral went to. Key: referral id.",
-    schema=CloudEvent[ReferralWithdrawn],
+    description="The GP's withdrawal, and receipts for feedback the GP system read, to the "
+    "organisation the referral went to. Key: referral id.",
+    schema=CloudEvent[ReferralWithdrawn | FeedbackReceivedByGp],
 )
 withdrawals = Withdrawals(
     engine=engine,
     publisher=social_referrals,
     publish_timeout=settings.publish_timeout_seconds,
 )
+reads = Reads(engine=engine, publisher=social_referrals, base_url=settings.fhir_base_url)
 submissions = Submissions(
     engine=engine,
     publisher=referrals_submitted,
@@ -141,25 +145,37 @@ async def create_service_request(request: Request) -> Response:
 @app.get("/fhir/Task/{task_id}")
 async def read_task(task_id: str, request: Request) -> Response:
     client = authenticate(request, ClientKind.GP)
-    row = None
-    if _is_uuid(task_id):
-        async with _database() as connection:
-            row = await connection.run_sync(
-                lambda c: Ledger(c).referral_by_task(uuid.UUID(task_id))
-            )
-    # Another organisation's Task answers like a missing one: its existence is not ours to know.
-    if row is None or row.requester_agb != client.organisation:
+    if not _is_uuid(task_id):
         raise FhirProblem(404, "not-found", f"Task/{task_id} is not known", "Task.id")
-    async with _database(write=True) as connection:
-        await connection.run_sync(
-            lambda c: Ledger(c).audit(
-                actor=f"client:{client.client_id}",
-                action="read-task",
-                referral_id=row.referral_id,
-                detail={},
-            )
-        )
-    return fhir_response(request, 200, task_resource(row), {"ETag": f'W/"{row.version}"'})
+    async with _infrastructure_guard():
+        task = await reads.task(uuid.UUID(task_id), client)
+    return fhir_response(request, 200, task, {"ETag": f'W/"{task["meta"]["versionId"]}"'})
+
+
+@app.get("/fhir/Task")
+async def search_tasks(request: Request) -> Response:
+    client = authenticate(request, ClientKind.GP)
+    async with _infrastructure_guard():
+        bundle = await reads.search_tasks(request.query_params.multi_items(), client)
+    return fhir_response(request, 200, bundle)
+
+
+@app.get("/fhir/Communication/{communication_id}")
+async def read_communication(communication_id: str, request: Request) -> Response:
+    client = authenticate(request, ClientKind.GP)
+    if not _is_uuid(communication_id):
+        raise FhirProblem(404, "not-found", f"Communication/{communication_id} is not known")
+    async with _infrastructure_guard():
+        communication = await reads.communication(uuid.UUID(communication_id), client)
+    return fhir_response(request, 200, communication)
+
+
+@app.get("/fhir/Communication")
+async def search_communications(request: Request) -> Response:
+    client = authenticate(request, ClientKind.GP)
+    async with _infrastructure_guard():
+        bundle = await reads.search_communications(request.query_params.multi_items(), client)
+    return fhir_response(request, 200, bundle)
 
 
 @app.put("/fhir/Task/{task_id}")

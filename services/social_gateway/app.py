@@ -1,6 +1,13 @@
-"""``GET /social/v1/referrals/{id}``: the minimised referral, for the assigned organisation only.
+"""The social edge over HTTPS, for case systems without Kafka:
+``GET /social/v1/referrals/{id}`` (the minimised referral, for the assigned organisation
+only), ``POST .../{id}/status`` and ``POST .../{id}/signals`` (put on the organisation's
+status topic, exactly as a case system on the bus would).
 
-Errors are RFC 9457 problem documents: the social side speaks plain JSON, not FHIR.
+A POST is checked against the ledger before it is published, so the sender hears at once
+what the feedback service would refuse (403, 404, 409, 410); what passes is answered 202,
+and the feedback service decides finally (a race with another event of the same referral
+is answered on the problem topic). Errors are RFC 9457 problem documents: the social side
+speaks plain JSON, not FHIR.
 """
 
 from __future__ import annotations
@@ -12,16 +19,29 @@ from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import Connection
 
 from adapters.clients import Client, ClientKind, Unauthenticated, authenticate_bearer, load_clients
 from adapters.database import make_async_engine
-from adapters.ledger.repository import Ledger
-from adapters.runtime import configure_logging
-from adapters.runtime.service import READY_LOG_LINE, brug_version
+from adapters.ledger.repository import Ledger, ReferralRow
+from adapters.runtime import configure_logging, make_broker
+from adapters.runtime.service import READY_LOG_LINE, brug_version, make_asyncapi
+from contracts import topics
+from contracts.cloudevents import CloudEvent
 from contracts.codes import ReferralStatus
-from contracts.details import ReferralDetails
+from contracts.details import Published, ReferralDetails
+from contracts.events.status import (
+    ReferralStatusReported,
+    SignalRaised,
+    SignalReport,
+    StatusProblemCode,
+    StatusReport,
+    WelfareStatus,
+)
+from contracts.feedback import Verdict, judge_report
 from services.social_gateway.settings import SocialGatewaySettings
 
 SERVICE = "social-gateway"
@@ -33,6 +53,18 @@ configure_logging(SERVICE, settings.log_level, settings.log_format)
 log = structlog.get_logger(f"brug.{SERVICE}")
 clients = load_clients(settings.clients_path)
 engine = make_async_engine(settings.database_url)
+broker = make_broker(settings, service=SERVICE)
+asyncapi = make_asyncapi(
+    broker,
+    service=SERVICE,
+    description="What case systems POST, put on their status topic.",
+)
+status_topic = broker.publisher(
+    "brug.social.status.{organisation_id}.v1",
+    title="brug.social.status.{organisation_id}.v1",
+    description="A status or signal a case system POSTed. Key: referral id.",
+    schema=CloudEvent[ReferralStatusReported | SignalRaised],
+)
 
 
 class Problem(Exception):
@@ -43,8 +75,10 @@ class Problem(Exception):
 
 @asynccontextmanager
 async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    await broker.start()
     log.info(READY_LOG_LINE, port=settings.social_port)
     yield
+    await broker.stop()
     await engine.dispose()
 
 
@@ -62,6 +96,15 @@ async def _problem(_: Request, problem: Problem) -> Response:
     return JSONResponse(body, problem.status, problem.headers, media_type=PROBLEM_JSON)
 
 
+@app.exception_handler(RequestValidationError)
+async def _invalid_body(request: Request, invalid: RequestValidationError) -> Response:
+    error = invalid.errors()[0]
+    where = ".".join(str(part) for part in error["loc"])
+    return await _problem(
+        request, Problem(422, "Unprocessable Content", f"{where}: {error['msg']}")
+    )
+
+
 @app.get(
     "/social/v1/referrals/{referral_id}",
     responses={
@@ -74,10 +117,7 @@ async def _problem(_: Request, problem: Problem) -> Response:
 )
 async def referral_details(referral_id: str, request: Request) -> Response:
     client = _authenticate(request)
-    try:
-        wanted = uuid.UUID(referral_id)
-    except ValueError:
-        raise Problem(404, "Not Found", f"no referral {referral_id}") from None
+    wanted = _referral_id(referral_id)
     async with engine.begin() as connection:
         outcome = await connection.run_sync(_fetch, wanted, client)
     status, body = outcome
@@ -85,6 +125,113 @@ async def referral_details(referral_id: str, request: Request) -> Response:
     if status != 200:
         raise Problem(status, body["title"], body["detail"])
     return JSONResponse(body, 200, headers={"Cache-Control": "no-store"})
+
+
+_POST_RESPONSES: dict[int | str, dict[str, Any]] = {
+    202: {
+        "model": Published,
+        "description": "On the status topic; the feedback service applies it",
+    },
+    401: {"description": "No or an invalid bearer token"},
+    403: {"description": "Assigned to another organisation"},
+    404: {"description": "No such referral"},
+    409: {"description": "The state machine does not allow it (illegal, out of order, unfitting)"},
+    410: {"description": "The GP withdrew the referral"},
+    422: {"description": "Not a valid report (e.g. completed without an outcome)"},
+}
+
+
+@app.post("/social/v1/referrals/{referral_id}/status", status_code=202, responses=_POST_RESPONSES)
+async def report_status(referral_id: str, report: StatusReport, request: Request) -> Response:
+    client = _authenticate(request)
+    wanted = _referral_id(referral_id)
+    event = _event(
+        ReferralStatusReported, report, referral_id=wanted, organisation_id=client.organisation
+    )
+    async with engine.connect() as connection:
+        verdict = await connection.run_sync(_prejudge_status, event.data, client)
+    return await _publish(event, verdict, client)
+
+
+@app.post("/social/v1/referrals/{referral_id}/signals", status_code=202, responses=_POST_RESPONSES)
+async def raise_signal(referral_id: str, report: SignalReport, request: Request) -> Response:
+    client = _authenticate(request)
+    wanted = _referral_id(referral_id)
+    event = _event(SignalRaised, report, referral_id=wanted, organisation_id=client.organisation)
+    async with engine.connect() as connection:
+        verdict = await connection.run_sync(_prejudge_signal, wanted, client)
+    return await _publish(event, verdict, client)
+
+
+def _event(kind: Any, report: BaseModel, **names: Any) -> Any:
+    try:
+        data = kind(**report.model_dump(), **names)
+    except ValidationError as invalid:
+        raise Problem(422, "Unprocessable Content", _first_error(invalid)) from None
+    return CloudEvent[kind].wrap(data, service=SERVICE)
+
+
+def _first_error(invalid: ValidationError) -> str:
+    error = invalid.errors()[0]
+    where = ".".join(str(part) for part in error["loc"])
+    return f"{where}: {error['msg']}" if where else str(error["msg"])
+
+
+def _prejudge_status(
+    connection: Connection, reported: ReferralStatusReported, client: Client
+) -> Verdict:
+    row = _assigned(connection, reported.referral_id, client)
+    current = WelfareStatus(row.welfare_status) if row.welfare_status else None
+    return judge_report(
+        current,
+        row.status_sequence,
+        gp_withdrew=row.withdrawn_by_gp,
+        incoming=reported.status,
+        sequence=reported.sequence,
+        business_status=reported.business_status,
+    )
+
+
+def _prejudge_signal(connection: Connection, referral_id: uuid.UUID, client: Client) -> Verdict:
+    row = _assigned(connection, referral_id, client)
+    if row.withdrawn_by_gp:
+        return Verdict(False, StatusProblemCode.REFERRAL_ENDED, "the GP withdrew this referral")
+    return Verdict(apply=True)
+
+
+def _assigned(connection: Connection, referral_id: uuid.UUID, client: Client) -> ReferralRow:
+    row = Ledger(connection).referral(referral_id)
+    if row is None:
+        raise Problem(404, "Not Found", f"no referral {referral_id}")
+    if row.organisation_id != client.organisation:
+        raise Problem(403, "Forbidden", "this referral is not assigned to your organisation")
+    return row
+
+
+_PROBLEM_STATUS = {StatusProblemCode.REFERRAL_ENDED: (410, "Gone")}
+
+
+async def _publish(event: CloudEvent[Any], verdict: Verdict, client: Client) -> Response:
+    if verdict.problem is not None:
+        status, title = _PROBLEM_STATUS.get(verdict.problem, (409, "Conflict"))
+        raise Problem(status, title, f"{verdict.problem.value}: {verdict.detail}")
+    if verdict.duplicate:  # already applied: nothing to publish, and nothing wrong
+        return JSONResponse(Published(event_id=event.id, duplicate=True).model_dump(), 202)
+    await status_topic.publish(
+        event.to_json_bytes(),
+        topic=topics.social_status(client.organisation),
+        key=str(event.data.referral_id).encode(),
+        headers={"content-type": "application/cloudevents+json"},
+    )
+    log.info("report published", referral_id=str(event.data.referral_id), event_type=event.type)
+    return JSONResponse(Published(event_id=event.id).model_dump(), 202)
+
+
+def _referral_id(referral_id: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(referral_id)
+    except ValueError:
+        raise Problem(404, "Not Found", f"no referral {referral_id}") from None
 
 
 def _fetch(connection: Connection, referral_id: uuid.UUID, client: Client) -> tuple[int, Any]:

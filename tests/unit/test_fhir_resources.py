@@ -8,13 +8,23 @@ from datetime import UTC, datetime
 
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
+from fhir.resources.R4B.communication import Communication
 from fhir.resources.R4B.task import Task
 
 from adapters.fhir.capability import capability_statement
 from adapters.fhir.outcomes import operation_outcome
-from adapters.fhir.resources import task_resource, transaction_response
-from adapters.ledger.repository import ReferralRow
+from adapters.fhir.resources import (
+    action_task_resource,
+    communication_resource,
+    searchset,
+    task_resource,
+    transaction_response,
+)
+from adapters.ledger.repository import CommunicationRow, ReferralRow
 from contracts.codes import ReferralStatus
+from contracts.events.status import PositiveHealthDimension
+
+POSITIVE_HEALTH_DIMENSIONS = [d.value for d in PositiveHealthDimension]
 
 AT = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
@@ -89,3 +99,102 @@ def test_xml_and_json_convert_both_ways() -> None:
 
     task = task_resource(_row())
     assert json.loads(xml_to_json(json_to_xml(task), "Task"))["id"] == task["id"]
+
+
+OUTCOME = {
+    "summary": "Joined the Tuesday walking group; feels less alone.",
+    "activities": [{"kind": "exercise", "description": "Walking group, Tuesdays"}],
+    "positive_health_consent": True,
+    "positive_health_before": {
+        "measured_on": "2026-09-01T10:00:00+00:00",
+        "scores": {d: 4 for d in POSITIVE_HEALTH_DIMENSIONS},
+    },
+    "positive_health_after": {
+        "measured_on": "2026-11-01T10:00:00+00:00",
+        "scores": {d: 7 for d in POSITIVE_HEALTH_DIMENSIONS},
+    },
+}
+
+
+def _feedback(row: ReferralRow, payload: dict[str, object]) -> CommunicationRow:
+    return CommunicationRow(
+        communication_id=uuid.uuid4(),
+        referral_id=row.referral_id,
+        category="feedback",
+        sender="dynamo-amsterdam",
+        payload=payload,
+        sent_at=AT,
+    )
+
+
+def test_a_completed_task_carries_the_outcome_and_points_at_the_feedback() -> None:
+    row = _row(status=ReferralStatus.COMPLETED, status_reason=None, outcome=OUTCOME)
+    feedback = _feedback(row, OUTCOME)
+    task = Task.model_validate(task_resource(row, feedback))
+    codes = [o.type.coding[0].code for o in task.output]
+    assert codes == ["closing-summary", "linked-activity", "feedback-communication"]
+    assert task.output[0].valueString == OUTCOME["summary"]
+    assert task.output[1].valueCodeableConcept.text == "Walking group, Tuesdays"
+    assert task.output[2].valueReference.reference == f"Communication/{feedback.communication_id}"
+
+
+def test_feedback_is_a_communication_with_consented_positive_health_observations() -> None:
+    row = _row()
+    communication = Communication.model_validate(
+        communication_resource(_feedback(row, OUTCOME), row)
+    )
+    assert communication.basedOn[0].reference == f"ServiceRequest/{row.referral_id}"
+    assert communication.recipient[0].identifier.value == row.requester_agb
+    assert communication.payload[0].contentString == OUTCOME["summary"]
+    before, after = communication.contained
+    assert [c.valueInteger for c in after.component] == [7] * 6
+    assert {c.code.coding[0].code for c in before.component} == set(POSITIVE_HEALTH_DIMENSIONS)
+    references = [p.contentReference.reference for p in communication.payload if p.contentReference]
+    assert references == ["#positive-health-before", "#positive-health-after"]
+
+
+def test_feedback_without_consent_carries_no_scores() -> None:
+    row = _row()
+    summary_only = {"summary": "Declined further coaching.", "activities": []}
+    communication = Communication.model_validate(
+        communication_resource(_feedback(row, summary_only), row)
+    )
+    assert communication.contained is None
+    assert [p.contentString for p in communication.payload] == ["Declined further coaching."]
+
+
+def test_a_signal_asking_for_action_is_a_communication_and_a_task_for_the_gp() -> None:
+    row = _row()
+    signal = CommunicationRow(
+        communication_id=uuid.uuid4(),
+        referral_id=row.referral_id,
+        category="signal",
+        sender="dynamo-amsterdam",
+        payload={
+            "kind": "health-concern",
+            "text": "Seems short of breath",
+            "action_requested": True,
+        },
+        sent_at=AT,
+        action_task_id=uuid.uuid4(),
+    )
+    communication = Communication.model_validate(communication_resource(signal, row))
+    assert communication.topic.coding[0].code == "health-concern"
+    assert communication.priority == "urgent"
+    task = Task.model_validate(action_task_resource(signal, row))
+    assert task.owner.identifier.value == row.requester_agb
+    assert task.focus.reference == f"Communication/{signal.communication_id}"
+
+
+def test_a_missed_service_level_shows_as_a_task_note() -> None:
+    row = _row(received_due_at=AT, received_overdue_at=AT)
+    task = Task.model_validate(task_resource(row))
+    assert "did not confirm receipt" in task.note[0].text
+
+
+def test_a_searchset_is_valid_fhir() -> None:
+    row = _row()
+    bundle = Bundle.model_validate(
+        searchset([task_resource(row)], 3, "http://x/fhir", {"self": "http://x/fhir/Task"})
+    )
+    assert bundle.total == 3 and bundle.entry[0].fullUrl == f"http://x/fhir/Task/{row.task_id}"
