@@ -102,16 +102,26 @@ def setup() -> None:
 
 @app.command("demo")
 def demo(state_dir: StateDir = None) -> None:
-    """Push a sample referral through the running stack and show what the organisation got."""
-    from deploy.demo import SAMPLE_GP_CLIENT, SAMPLE_ORGANISATION, describe, run_demo
+    """Push a sample referral through the running stack, answer it as the case system, and
+    show what each side got: the whole loop, ending with the GP's completed Task."""
+    from deploy.demo import (
+        SAMPLE_CASE_CLIENT,
+        SAMPLE_GP_CLIENT,
+        SAMPLE_ORGANISATION,
+        describe,
+        run_demo,
+    )
     from deploy.devstack.stack import dev_tokens
 
     stack = _stack(state_dir)
+    tokens = dev_tokens()
     result = run_demo(
         stack.fhir_base_url,
         stack.bootstrap_servers,
         stack.case_file(SAMPLE_ORGANISATION),
-        dev_tokens()[SAMPLE_GP_CLIENT],
+        tokens[SAMPLE_GP_CLIENT],
+        social_base_url=stack.social_base_url,
+        case_token=tokens[SAMPLE_CASE_CLIENT],
     )
     typer.echo(describe(result))
 

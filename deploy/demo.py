@@ -4,7 +4,9 @@ GP system and a welfare case system would use Brug:
 1. the GP system POSTs a FHIR transaction Bundle (deploy/samples/) to the FHIR gateway;
 2. the router delivers the minimised referral event on the organisation's topic;
 3. the simulated case system fetches the details with its organisation's token;
-4. the GP system reads its Task.
+4. the case system answers over HTTPS: received, accepted (intake scheduled), first
+   contact, completed with the outcome for the GP;
+5. the GP system finds its completed Task and the feedback Communication by FHIR search.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,24 @@ SAMPLE_ORGANISATION = "dynamo-amsterdam"
 SAMPLE_GP_CLIENT = "his-amsterdam-centrum"
 
 
+SAMPLE_CASE_CLIENT = "case-dynamo-amsterdam"
+SAMPLE_OUTCOME = {
+    "summary": "Mevrouw is drie keer mee geweest met de wandelgroep en heeft een maatje "
+    "gevonden; ze voelt zich minder alleen. Coaching afgerond.",
+    "activities": [
+        {"kind": "exercise", "description": "Wandelgroep Oost, dinsdagochtend"},
+        {"kind": "buddy", "description": "Maatje via het Vrijwilligerspunt"},
+    ],
+}
+# The case system's answers, in order (its own sequence per referral).
+CASE_SYSTEM_ANSWERS: list[dict[str, Any]] = [
+    {"status": "received"},
+    {"status": "accepted", "business_status": "intake-scheduled"},
+    {"status": "first-contact"},
+    {"status": "completed", "outcome": SAMPLE_OUTCOME},
+]
+
+
 @dataclass(frozen=True)
 class DemoResult:
     task: dict[str, Any]
@@ -36,6 +57,9 @@ class DemoResult:
     case_entry: dict[str, Any]
     accepted_ms: float
     delivered_ms: float
+    final_task: dict[str, Any]
+    feedback: dict[str, Any]
+    loop_ms: float
 
 
 def sample_bundle(identifier_value: str | None = None) -> dict[str, Any]:
@@ -50,7 +74,14 @@ def sample_bundle(identifier_value: str | None = None) -> dict[str, Any]:
 
 
 def run_demo(
-    fhir_base_url: str, bootstrap_servers: str, case_file: Path, gp_token: str, timeout: float = 30
+    fhir_base_url: str,
+    bootstrap_servers: str,
+    case_file: Path,
+    gp_token: str,
+    *,
+    social_base_url: str,
+    case_token: str,
+    timeout: float = 30,
 ) -> DemoResult:
     consumer = _consumer_at_end(bootstrap_servers, topics.social_referrals(SAMPLE_ORGANISATION))
     try:
@@ -77,9 +108,63 @@ def run_demo(
             delivered_ms = (time.monotonic() - started) * 1000
             case_entry = _await_case_entry(case_file, referral_id, timeout)
             task = http.get(f"{fhir_base_url}/Task/{task['id']}", headers=headers).json()
+            _answer_as_case_system(http, social_base_url, case_token, referral_id)
+            final_task = _await_task_status(http, fhir_base_url, headers, referral_id, timeout)
+            loop_ms = (time.monotonic() - started) * 1000
+            found = http.get(
+                f"{fhir_base_url}/Communication",
+                params={"based-on": f"ServiceRequest/{referral_id}", "category": "wor-feedback"},
+                headers=headers,
+            ).json()
     finally:
         consumer.close()
-    return DemoResult(task, referral_id, event, case_entry, accepted_ms, delivered_ms)
+    feedback = found["entry"][0]["resource"]
+    return DemoResult(
+        task,
+        referral_id,
+        event,
+        case_entry,
+        accepted_ms,
+        delivered_ms,
+        final_task,
+        feedback,
+        loop_ms,
+    )
+
+
+def _answer_as_case_system(
+    http: httpx.Client, social_base_url: str, case_token: str, referral_id: str
+) -> None:
+    for sequence, answer in enumerate(CASE_SYSTEM_ANSWERS, start=1):
+        reply = http.post(
+            f"{social_base_url}/social/v1/referrals/{referral_id}/status",
+            json={"sequence": sequence, "occurred_at": datetime.now(UTC).isoformat()} | answer,
+            headers={"Authorization": f"Bearer {case_token}"},
+        )
+        if reply.status_code != 202:
+            raise RuntimeError(f"the social edge answered {reply.status_code}: {reply.text}")
+
+
+def _await_task_status(
+    http: httpx.Client,
+    fhir_base_url: str,
+    headers: dict[str, str],
+    referral_id: str,
+    timeout: float,
+    status: str = "completed",
+) -> dict[str, Any]:
+    """The GP system polls its Task by FHIR search until the welfare side completed it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = http.get(
+            f"{fhir_base_url}/Task",
+            params={"focus": f"ServiceRequest/{referral_id}", "status": status},
+            headers=headers,
+        ).json()
+        if found.get("total"):
+            return found["entry"][0]["resource"]  # type: ignore[no-any-return]
+        time.sleep(0.2)
+    raise TimeoutError(f"the GP's Task for {referral_id} did not become {status} in {timeout}s")
 
 
 def _consumer_at_end(bootstrap_servers: str, topic: str) -> KafkaConsumer:
@@ -132,5 +217,15 @@ def describe(result: DemoResult) -> str:
             f"   question: {details.get('question', '').splitlines()[0] if details else ''}",
             f"4. GP system reads Task/{result.task['id']}: status {result.task['status']}, "
             f"version {result.task['meta']['versionId']}",
+            f"5. case system of {SAMPLE_ORGANISATION} answered over HTTPS: "
+            + " → ".join(a.get("business_status", a["status"]) for a in CASE_SYSTEM_ANSWERS),
+            f"6. GP system finds Task/{result.final_task['id']} by FHIR search: "
+            f"status {result.final_task['status']}, business status "
+            f"{result.final_task['businessStatus']['coding'][0]['code']}, "
+            f"version {result.final_task['meta']['versionId']} "
+            f"({result.loop_ms:.0f} ms after submitting)",
+            f"7. feedback for the GP, Communication/{result.feedback['id']} from "
+            f"{result.feedback['sender']['identifier']['value']}:",
+            *(f"   {p['contentString']}" for p in result.feedback["payload"]),
         ]
     )

@@ -28,6 +28,8 @@ WELFARE_LELYSTAD = TOKENS["case-welzijn-lelystad"]
 
 
 WEBHOOK_SECRET = "e2e-webhook-secret"
+# Its service levels are 0 working days in the e2e directory: every referral is overdue.
+OVERDUE_AT_ONCE = "buurtwerk-dordrecht"
 
 
 class WebhookReceiver:
@@ -96,6 +98,11 @@ def stack(
     for organisation in directory["organisations"]:
         if organisation["delivery"] == "webhook":
             organisation["webhook_url"] = webhook_receiver.url
+        if organisation["id"] == OVERDUE_AT_ONCE:
+            organisation["service_levels"] = {
+                "received_within_working_days": 0,
+                "first_contact_within_working_days": 0,
+            }
     directory_path = infrastructure_dir / "e2e-directory.json"
     directory_path.write_text(json.dumps(directory))
     running = DevStack(
@@ -114,6 +121,7 @@ def stack(
         environment.setenv("BRUG_WEBHOOK_BACKOFF_BASE_SECONDS", "0.2")
         environment.setenv("BRUG_WEBHOOK_MAX_AGE_SECONDS", "4")
         environment.setenv("BRUG_WEBHOOK_POLL_SECONDS", "0.1")
+        environment.setenv("BRUG_TIMER_POLL_SECONDS", "0.3")
         running.start_services()
     yield running
     running.stop_services()

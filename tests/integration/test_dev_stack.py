@@ -118,6 +118,8 @@ def test_up_status_crash_recovery_and_down(stack_env: dict[str, str]) -> None:
     assert found, demo.stdout
     referral_id = found.group(1)
     assert "fetched the details (HTTP 200)" in demo.stdout
+    assert re.search(r"Task/\S+ by FHIR search: status completed", demo.stdout), demo.stdout
+    assert "Mevrouw is drie keer mee geweest met de wandelgroep" in demo.stdout
 
     ManagedProcess("kafka", state_dir).kill()  # a crash: SIGKILL, no clean shutdown
     assert statuses(stack_env)["kafka"] is False
