@@ -200,6 +200,29 @@ async def withdraw_task(task_id: str, request: Request) -> Response:
     return fhir_response(request, 200, task_resource(row), {"ETag": f'W/"{row.version}"'})
 
 
+@app.put("/fhir/ServiceRequest/{service_request_id}")
+@app.patch("/fhir/ServiceRequest/{service_request_id}")
+async def revoke_service_request(service_request_id: str, request: Request) -> Response:
+    """The GP withdraws the referral by revoking its ServiceRequest; answers with the Task."""
+    client = authenticate(request, ClientKind.GP)
+    body = await _read_body(request, also=("application/json-patch+json",))
+    if _media_type(request) in XML_TYPES:
+        body = xml_to_json(body, "ServiceRequest")
+    asked = requested_status(request.method, _json(body), "ServiceRequest")
+    if asked != "revoked" or not _is_uuid(service_request_id):
+        raise FhirProblem(
+            422,
+            "not-supported",
+            "a GP changes its ServiceRequest only to withdraw it: PUT it with status 'revoked', "
+            'or PATCH [{"op": "replace", "path": "/status", "value": "revoked"}]',
+            "ServiceRequest.status",
+        )
+    async with _infrastructure_guard():
+        row = await withdrawals.withdraw_service_request(uuid.UUID(service_request_id), client)
+    log.info("referral withdrawn", client_id=client.client_id, task_id=str(row.task_id))
+    return fhir_response(request, 200, task_resource(row), {"ETag": f'W/"{row.version}"'})
+
+
 async def _submission(request: Request, parse: Any, *, as_transaction: bool) -> Response:
     client = authenticate(request, ClientKind.GP)
     body = await _read_body(request)

@@ -30,9 +30,9 @@ SERVICE = "fhir-gateway"
 ENDED = {ReferralStatus.COMPLETED, ReferralStatus.REJECTED, ReferralStatus.FAILED}
 
 
-def requested_status(method: str, body: Any) -> str | None:
-    """The status a PUT (a Task) or PATCH (JSON Patch on /status) asks for."""
-    if method == "PUT" and isinstance(body, dict) and body.get("resourceType") == "Task":
+def requested_status(method: str, body: Any, resource_type: str = "Task") -> str | None:
+    """The status a PUT (the resource) or PATCH (JSON Patch on /status) asks for."""
+    if method == "PUT" and isinstance(body, dict) and body.get("resourceType") == resource_type:
         return body.get("status")
     if method == "PATCH" and isinstance(body, list):
         statuses = [
@@ -50,6 +50,16 @@ class Withdrawals:
     engine: AsyncEngine
     publisher: DefaultPublisher
     publish_timeout: float
+
+    async def withdraw_service_request(self, referral_id: uuid.UUID, client: Client) -> ReferralRow:
+        """Revoking the ServiceRequest withdraws the referral just like cancelling its Task."""
+        async with self.engine.connect() as connection:
+            row = await connection.run_sync(lambda c: Ledger(c).referral(referral_id))
+        if row is None or row.task_id is None or row.requester_agb != client.organisation:
+            raise FhirProblem(
+                404, "not-found", f"ServiceRequest/{referral_id} is not known", "ServiceRequest.id"
+            )
+        return await self.withdraw(row.task_id, client)
 
     async def withdraw(self, task_id: uuid.UUID, client: Client) -> ReferralRow:
         async with self.engine.begin() as connection:

@@ -203,6 +203,47 @@ def test_a_gp_may_change_its_task_only_to_withdraw_it(gp: httpx.Client) -> None:
     assert reply.json()["issue"][0]["expression"] == ["Task.status"]
 
 
+def test_revoking_the_service_request_withdraws_the_referral(
+    gp: httpx.Client, kafka_topics: str
+) -> None:
+    reply = submit(gp, new_bundle())
+    task, referral_id = task_of(reply), referral_id_of(task_of(reply))
+    service_request = reply.json()["entry"][0]["response"]["location"].split("/_history")[0]
+    assert service_request == f"ServiceRequest/{referral_id}"
+
+    refused = gp.patch(
+        f"/{service_request}",
+        json=[{"op": "replace", "path": "/status", "value": "completed"}],
+        headers={"Content-Type": "application/json-patch+json"},
+    )
+    revoked = gp.patch(
+        f"/{service_request}",
+        json=[{"op": "replace", "path": "/status", "value": "revoked"}],
+        headers={"Content-Type": "application/json-patch+json"},
+    )
+
+    assert refused.status_code == 422
+    assert revoked.status_code == 200 and revoked.json()["id"] == task["id"]
+    assert gp.get(f"/Task/{task['id']}").json()["status"] == "cancelled"
+    wait_for_record(
+        kafka_topics,
+        topics.social_referrals("dynamo-amsterdam"),
+        lambda r: (
+            r.key == referral_id.encode()
+            and json.loads(r.value)["type"] == "nl.brug.referral.withdrawn.v1"
+        ),
+    )
+    other = gp.patch(
+        f"/{service_request}",
+        json=[{"op": "replace", "path": "/status", "value": "revoked"}],
+        headers={
+            "Content-Type": "application/json-patch+json",
+            "Authorization": f"Bearer {GP_LELYSTAD}",
+        },
+    )
+    assert other.status_code == 404
+
+
 def test_a_duplicate_submission_makes_one_referral(gp: httpx.Client, kafka_topics: str) -> None:
     bundle = new_bundle()
     first = submit(gp, bundle)
