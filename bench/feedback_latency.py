@@ -1,0 +1,269 @@
+"""Benchmark: feedback latency, welfare status event → the GP knows, vs. bare Kafka.
+
+    .venv/bin/python -m bench.feedback_latency [--rate 100] [--seconds 10]
+
+Starts its own Kafka, PostgreSQL and the services on the path (fhir_gateway, router,
+feedback, gp_notify), or uses KAFKA_BOOTSTRAP_SERVERS / BRUG_DATABASE_URL. A GP system
+subscribes (FHIR Subscription, rest-hook, id-only, to a receiver in this process); referrals
+are submitted and routed beforehand. Then a case system publishes one ``received`` status
+per referral at a fixed rate (open loop), and for each the clock runs from the broker's
+acknowledgement of the status event to:
+1. the GP's Task updated: the id-only ``GpResourceChanged`` notice on
+   ``brug.gp.changes.<client>.v1``, which the feedback service publishes only after the
+   ledger transaction that moved the Task has committed;
+2. the rest-hook notification for that Task arriving at the GP system's endpoint.
+Baseline, same run and broker: aiokafka produce (acks=all) → consume of records the size of
+a status event, at the same rate. Machines here are noisy: compare ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import tempfile
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaProducer
+
+from adapters.kafka_admin import TopicSpec, ensure_topics
+from bench.referral_path import (
+    BASELINE_TOPIC,
+    ORGANISATION_TOPIC,
+    Arrivals,
+    Figures,
+    _http,
+    _open_loop,
+    baseline_latency,
+    submit,
+)
+from contracts import topics
+from contracts.cloudevents import CloudEvent
+from contracts.events.status import ReferralStatusReported, WelfareStatus
+from contracts.fhir_systems import BACKPORT_PAYLOAD_CONTENT, REFERRAL_FEEDBACK_TOPIC
+from deploy.devstack.stack import DevStack, StackConfig, dev_tokens
+from tests.conftest import free_port
+
+ORGANISATION = "dynamo-amsterdam"
+GP_CLIENT = "his-amsterdam-centrum"
+
+
+class PushEndpoint:
+    """The GP system's rest-hook endpoint: when each Task's notification arrived."""
+
+    def __init__(self) -> None:
+        self.arrived: dict[str, float] = {}
+        self.handshake = threading.Event()
+        endpoint = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                bundle = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                now = time.perf_counter()
+                self.send_response(200)
+                self.end_headers()
+                kind = _notification_type(bundle)
+                if kind == "handshake":
+                    endpoint.handshake.set()
+                for entry in bundle.get("entry", [])[1:]:
+                    url = entry.get("fullUrl", "")
+                    if "/Task/" in url:
+                        endpoint.arrived.setdefault(url.rsplit("/", 1)[1], now)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/notify"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    async def wait(self, task_id: str, timeout: float = 30) -> float:
+        deadline = time.monotonic() + timeout
+        while task_id not in self.arrived:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no notification for Task/{task_id}")
+            await asyncio.sleep(0.001)
+        return self.arrived[task_id]
+
+
+def _notification_type(bundle: dict[str, Any]) -> str | None:
+    status = bundle.get("entry", [{}])[0].get("resource", {})
+    for parameter in status.get("parameter", []):
+        if parameter.get("name") == "type":
+            return str(parameter.get("valueCode"))
+    return None
+
+
+def subscription(endpoint: str) -> dict[str, Any]:
+    return {
+        "resourceType": "Subscription",
+        "status": "requested",
+        "reason": "feedback latency benchmark",
+        "criteria": REFERRAL_FEEDBACK_TOPIC,
+        "channel": {
+            "type": "rest-hook",
+            "endpoint": endpoint,
+            "payload": "application/fhir+json",
+            "_payload": {"extension": [{"url": BACKPORT_PAYLOAD_CONTENT, "valueCode": "id-only"}]},
+        },
+    }
+
+
+async def subscribe(url: str, token: str, endpoint: PushEndpoint) -> None:
+    async with _http(token) as http:
+        reply = await http.post(f"{url}/Subscription", json=subscription(endpoint.url))
+        if reply.status_code != 201:
+            raise RuntimeError(f"Subscription refused: {reply.status_code} {reply.text[:300]}")
+    if not await asyncio.to_thread(endpoint.handshake.wait, 30):
+        raise RuntimeError("no handshake from gp_notify")
+
+
+async def routed_referrals(url: str, token: str, bootstrap: str, count: int) -> list[tuple[str, str]]:
+    """``count`` referrals submitted and delivered to the organisation: (referral id, Task id)."""
+    arrivals = Arrivals(bootstrap, ORGANISATION_TOPIC)
+    await arrivals.start()
+    made: list[tuple[str, str]] = []
+    async with _http(token) as http:
+
+        async def worker() -> None:
+            while len(made) < count:
+                key, _, task_id = await submit_with_task(http, url)
+                made.append((key.decode(), task_id))
+
+        await asyncio.gather(*(worker() for _ in range(16)))
+    await asyncio.gather(*(arrivals.wait(r.encode()) for r, _ in made))
+    await arrivals.stop()
+    return made[:count]
+
+
+async def submit_with_task(http: httpx.AsyncClient, url: str) -> tuple[bytes, float, str]:
+    key, accepted = await submit(http, url)
+    found = await http.get(f"{url}/Task", params={"focus": f"ServiceRequest/{key.decode()}"})
+    return key, accepted, found.json()["entry"][0]["resource"]["id"]
+
+
+def status_event(referral_id: str) -> bytes:
+    return CloudEvent[ReferralStatusReported].wrap(
+        ReferralStatusReported(
+            referral_id=uuid.UUID(referral_id),
+            organisation_id=ORGANISATION,
+            status=WelfareStatus.RECEIVED,
+            sequence=1,
+            occurred_at=datetime.now(UTC),
+        ),
+        service=f"case-system-{ORGANISATION}",
+    ).to_json_bytes()
+
+
+async def feedback_latency(
+    bootstrap: str,
+    endpoint: PushEndpoint,
+    referrals: list[tuple[str, str]],
+    rate: float,
+    seconds: float,
+) -> tuple[Figures, Figures]:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    notices = Arrivals(bootstrap, topics.gp_changes(GP_CLIENT))
+    await producer.start()
+    await notices.start()
+    task_updated: list[float] = []
+    pushed: list[float] = []
+    pending = iter(referrals)
+
+    async def one() -> None:
+        referral_id, task_id = next(pending)
+        await producer.send_and_wait(
+            topics.social_status(ORGANISATION),
+            status_event(referral_id),
+            key=referral_id.encode(),
+            headers=[("content-type", b"application/cloudevents+json")],
+        )
+        acknowledged = time.perf_counter()
+        task_updated.append((await notices.wait(referral_id.encode()) - acknowledged) * 1000)
+        pushed.append((await endpoint.wait(task_id) - acknowledged) * 1000)
+
+    await _open_loop(one, rate, seconds)
+    await producer.stop()
+    await notices.stop()
+    return Figures(len(task_updated) / seconds, task_updated), Figures(len(pushed) / seconds, pushed)
+
+
+async def measure(stack: DevStack, options: argparse.Namespace) -> dict[str, Figures]:
+    token = dev_tokens()[GP_CLIENT]
+    endpoint = PushEndpoint()
+    await subscribe(stack.fhir_base_url, token, endpoint)
+    warmup = 50
+    count = int(options.rate * options.seconds)
+    referrals = await routed_referrals(
+        stack.fhir_base_url, token, stack.bootstrap_servers, warmup + count
+    )
+    # Warm up consumers, pools and caches on the same path, then measure.
+    await feedback_latency(stack.bootstrap_servers, endpoint, referrals[:warmup], 25, warmup / 25)
+    task_updated, pushed = await feedback_latency(
+        stack.bootstrap_servers, endpoint, referrals[warmup:], options.rate, options.seconds
+    )
+    baseline = await baseline_latency(
+        stack.bootstrap_servers, status_event(referrals[0][0]), options.rate, options.seconds
+    )
+    endpoint.server.shutdown()
+    return {"task updated": task_updated, "notification delivered": pushed, "baseline": baseline}
+
+
+def report(figures: dict[str, Figures], options: argparse.Namespace) -> str:
+    baseline = figures["baseline"]
+    lines = [
+        f"machine: {os.cpu_count()} cores, everything on it (broker, database, services, "
+        f"load); {options.rate:g} status events/s for {options.seconds:g}s",
+        "| measure | p50 ms | p95 ms | p99 ms | p99 ratio to baseline |",
+        "|---|---|---|---|---|",
+    ]
+    for name in ("task updated", "notification delivered", "baseline"):
+        f = figures[name]
+        ratio = f.percentile(99) / baseline.percentile(99)
+        lines.append(
+            f"| {name} ({len(f.latencies_ms)}) | {f.percentile(50):.1f} | "
+            f"{f.percentile(95):.1f} | {f.percentile(99):.1f} | {ratio:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rate", type=float, default=100.0)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    options = parser.parse_args()
+    state_dir = Path(tempfile.mkdtemp(prefix="brug-bench-"))
+    state_dir.chmod(0o755)
+    stack = DevStack(
+        StackConfig(
+            state_dir=state_dir,
+            kafka_port=free_port(),
+            kafka_controller_port=free_port(),
+            postgres_port=free_port(),
+            fhir_port=free_port(),
+            social_port=free_port(),
+            external_kafka=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"),
+            external_database=os.environ.get("BRUG_DATABASE_URL"),
+        ),
+        services=("fhir_gateway", "router", "feedback", "gp_notify"),
+        simulated_organisations=(),
+    )
+    try:
+        stack.up()
+        ensure_topics(stack.bootstrap_servers, [TopicSpec(BASELINE_TOPIC)])
+        figures = asyncio.run(measure(stack, options))
+        print(report(figures, options))
+    finally:
+        stack.down()
+
+
+if __name__ == "__main__":
+    main()
