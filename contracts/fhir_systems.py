@@ -6,3 +6,13 @@ ICPC_1_NL = "http://hl7.org/fhir/sid/icpc-1-nl"
 SNOMED_CT = "http://snomed.info/sct"
 TASK_BUSINESS_STATUS = "urn:brug:codesystem:wor-business-status"
 REFERRAL_IDENTIFIER = "urn:brug:referral-id"
+
+# FHIR Subscriptions (R4 Subscriptions Backport IG): the one topic Brug offers GP systems.
+# A Task of the GP changed (new version) or a Communication for the GP arrived.
+REFERRAL_FEEDBACK_TOPIC = "https://brug.nl/fhir/SubscriptionTopic/referral-feedback"
+BACKPORT = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/"
+BACKPORT_SUBSCRIPTION_PROFILE = BACKPORT + "backport-subscription"
+BACKPORT_STATUS_PROFILE = BACKPORT + "backport-subscription-status-r4"
+BACKPORT_NOTIFICATION_PROFILE = BACKPORT + "backport-subscription-notification-r4"
+BACKPORT_PAYLOAD_CONTENT = BACKPORT + "backport-payload-content"
+BACKPORT_HEARTBEAT_PERIOD = BACKPORT + "backport-heartbeat-period"
