@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -50,6 +51,8 @@ FHIR_JSON = "application/fhir+json"
 settings = NotifySettings()
 configure_logging(SERVICE, settings.log_level, settings.log_format)
 log = structlog.get_logger(f"brug.{SERVICE}")
+# httpx logs every request's URL at INFO: endpoints are the GP systems', not for our logs.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 # Which GP organisation (AGB) a changes topic's client acts for.
 gp_organisations = {
     c.client_id: c.organisation
