@@ -103,12 +103,17 @@ def subscribe(gp: httpx.Client, endpoint: GpEndpoint) -> Iterator[Callable[..., 
     """POST a Subscription; (its id, the endpoint path's name). Deleted after the test."""
     made: list[str] = []
 
-    def _subscribe(heartbeat: int | None = None) -> tuple[str, str]:
+    def _subscribe(heartbeat: int | None = None, failing: bool = False) -> tuple[str, str]:
         name, url = endpoint.new_path()
+        if failing:
+            endpoint.failing.add(name)
         reply = gp.post("/Subscription", json=subscription(url, heartbeat))
         assert reply.status_code == 201, reply.text
-        made.append(reply.json()["id"])
-        return reply.json()["id"], name
+        created = reply.json()
+        assert created["status"] == "requested"
+        assert reply.headers["Location"].endswith(f"/Subscription/{created['id']}")
+        made.append(created["id"])
+        return created["id"], name
 
     yield _subscribe
     for subscription_id in made:
@@ -299,6 +304,16 @@ def test_a_failing_endpoint_puts_the_subscription_in_error(
     status = _status_is(gp, subscription_id, "error")
     assert "HTTP 500" in status["error"]["valueCodeableConcept"]["text"]
     assert len(endpoint.notifications(name, "event-notification")) >= 1  # it was tried
+
+
+def test_a_failed_handshake_puts_the_subscription_in_error(
+    gp: httpx.Client, endpoint: GpEndpoint, subscribe: Callable[..., tuple[str, str]]
+) -> None:
+    subscription_id, name = subscribe(failing=True)
+    status = _status_is(gp, subscription_id, "error")
+    assert "HTTP 500" in status["error"]["valueCodeableConcept"]["text"]
+    assert endpoint.notifications(name, "handshake")  # it was tried
+    assert gp.get(f"/Subscription/{subscription_id}").json()["status"] == "error"
 
 
 def test_delete_stops_notifications(
