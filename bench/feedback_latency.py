@@ -126,7 +126,9 @@ async def subscribe(url: str, token: str, endpoint: PushEndpoint) -> None:
         raise RuntimeError("no handshake from gp_notify")
 
 
-async def routed_referrals(url: str, token: str, bootstrap: str, count: int) -> list[tuple[str, str]]:
+async def routed_referrals(
+    url: str, token: str, bootstrap: str, count: int
+) -> list[tuple[str, str]]:
     """``count`` referrals submitted and delivered to the organisation: (referral id, Task id)."""
     arrivals = Arrivals(bootstrap, ORGANISATION_TOPIC)
     await arrivals.start()
@@ -151,16 +153,20 @@ async def submit_with_task(http: httpx.AsyncClient, url: str) -> tuple[bytes, fl
 
 
 def status_event(referral_id: str) -> bytes:
-    return CloudEvent[ReferralStatusReported].wrap(
-        ReferralStatusReported(
-            referral_id=uuid.UUID(referral_id),
-            organisation_id=ORGANISATION,
-            status=WelfareStatus.RECEIVED,
-            sequence=1,
-            occurred_at=datetime.now(UTC),
-        ),
-        service=f"case-system-{ORGANISATION}",
-    ).to_json_bytes()
+    return (
+        CloudEvent[ReferralStatusReported]
+        .wrap(
+            ReferralStatusReported(
+                referral_id=uuid.UUID(referral_id),
+                organisation_id=ORGANISATION,
+                status=WelfareStatus.RECEIVED,
+                sequence=1,
+                occurred_at=datetime.now(UTC),
+            ),
+            service=f"case-system-{ORGANISATION}",
+        )
+        .to_json_bytes()
+    )
 
 
 async def feedback_latency(
@@ -193,7 +199,9 @@ async def feedback_latency(
     await _open_loop(one, rate, seconds)
     await producer.stop()
     await notices.stop()
-    return Figures(len(task_updated) / seconds, task_updated), Figures(len(pushed) / seconds, pushed)
+    return Figures(len(task_updated) / seconds, task_updated), Figures(
+        len(pushed) / seconds, pushed
+    )
 
 
 async def measure(stack: DevStack, options: argparse.Namespace) -> dict[str, Figures]:

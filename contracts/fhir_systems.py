@@ -12,3 +12,13 @@ SIGNAL_KIND = "urn:brug:codesystem:signal-kind"
 TASK_OUTPUT = "urn:brug:codesystem:task-output"
 ACTIVITY_KIND = "urn:brug:codesystem:wor-activity-kind"
 POSITIVE_HEALTH = "urn:brug:codesystem:positive-health"
+
+# FHIR Subscriptions (R4 Subscriptions Backport IG): the one topic Brug offers GP systems.
+# A Task of the GP changed (new version) or a Communication for the GP arrived.
+REFERRAL_FEEDBACK_TOPIC = "https://brug.nl/fhir/SubscriptionTopic/referral-feedback"
+BACKPORT = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/"
+BACKPORT_SUBSCRIPTION_PROFILE = BACKPORT + "backport-subscription"
+BACKPORT_STATUS_PROFILE = BACKPORT + "backport-subscription-status-r4"
+BACKPORT_NOTIFICATION_PROFILE = BACKPORT + "backport-subscription-notification-r4"
+BACKPORT_PAYLOAD_CONTENT = BACKPORT + "backport-payload-content"
+BACKPORT_HEARTBEAT_PERIOD = BACKPORT + "backport-heartbeat-period"

@@ -7,6 +7,8 @@ from typing import Any
 
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 
+from contracts.fhir_systems import REFERRAL_FEEDBACK_TOPIC
+
 
 def capability_statement(base_url: str, software_version: str) -> dict[str, Any]:
     document = {
@@ -60,6 +62,23 @@ def capability_statement(base_url: str, software_version: str) -> dict[str, Any]
                             "Tracks a referral; the requesting organisation reads it, and "
                             "withdraws the referral by setting status to 'cancelled' (the only "
                             "update or JSON Patch accepted)."
+                        ),
+                    },
+                    {
+                        "type": "Subscription",
+                        "interaction": [{"code": "create"}, {"code": "read"}, {"code": "delete"}],
+                        "operation": [
+                            {
+                                "name": "status",
+                                "definition": "http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/backport-subscription-status",
+                            }
+                        ],
+                        "documentation": (
+                            "Topic-based (R4 Subscriptions Backport IG): criteria "
+                            f"{REFERRAL_FEEDBACK_TOPIC}, channel rest-hook, payload "
+                            "application/fhir+json with content id-only, optional "
+                            "backport-heartbeat-period. Notified when a Task of the practice "
+                            "changes or a Communication for it arrives."
                         ),
                     },
                 ],

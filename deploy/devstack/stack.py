@@ -29,6 +29,7 @@ SERVICES: tuple[str, ...] = (
     "social_gateway",
     "webhook_delivery",
     "feedback",
+    "gp_notify",
 )
 # Signing secrets of the sample directory's webhook organisations (dev only; set your own).
 DEV_WEBHOOK_SECRETS = {"BRUG_WEBHOOK_SECRET_XTRA_ZOETERMEER": "dev-webhook-secret-xtra"}

@@ -51,6 +51,7 @@ from contracts.mappings import wor_theme_table
 from services.fhir_gateway.reads import Reads
 from services.fhir_gateway.settings import GatewaySettings
 from services.fhir_gateway.submission import SERVICE, Remember, Reply, Submissions
+from services.fhir_gateway.subscriptions import subscription_routes
 from services.fhir_gateway.translation import (
     Located,
     parse_bundle,
@@ -118,6 +119,14 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
 
 
 app = FastAPI(title="Brug FHIR gateway", version=brug_version(), lifespan=lifespan)
+app.include_router(
+    subscription_routes(
+        authenticate=lambda request: authenticate(request, ClientKind.GP),
+        respond=lambda *response: fhir_response(*response),
+        engine=engine,
+        base_url=settings.fhir_base_url,
+    )
+)
 
 
 @app.exception_handler(FhirProblem)

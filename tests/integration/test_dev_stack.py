@@ -72,6 +72,7 @@ EVERYTHING = {
     "social_gateway",
     "webhook_delivery",
     "feedback",
+    "gp_notify",
     "case-system-dynamo-amsterdam",
     "case-system-welzijn-lelystad",
 }

@@ -1,0 +1,4 @@
+from adapters.runtime import run
+from services.gp_notify.app import app
+
+run(app)

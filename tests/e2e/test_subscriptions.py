@@ -1,0 +1,400 @@
+"""FHIR Subscriptions (R4 Backport IG) end to end: a GP system subscribes its endpoint,
+gets the handshake, heartbeats and id-only notifications in order; failures show in
+``$status``; another practice cannot see the Subscription; DELETE stops notifications."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import pytest
+
+from contracts import topics
+from contracts.cloudevents import CloudEvent
+from contracts.events import FeedbackReceivedByGp
+from contracts.events.gp import GpResourceChanged
+from contracts.events.status import ReferralStatusReported, WelfareStatus
+from contracts.feedback import TASK_VIEW
+from contracts.fhir_systems import (
+    BACKPORT_HEARTBEAT_PERIOD,
+    BACKPORT_PAYLOAD_CONTENT,
+    REFERRAL_FEEDBACK_TOPIC,
+)
+from deploy.devstack.stack import DevStack
+from tests.conftest import free_port
+from tests.e2e.conftest import GP_LELYSTAD, new_bundle, referral_id_of, task_of
+from tests.helpers import produce, wait_for_record
+
+pytestmark = pytest.mark.integration
+
+GP_CLIENT = "his-amsterdam-centrum"  # deploy/clients/dev.json: AGB 01999001
+HIS_SECRET = "Bearer his-endpoint-secret"
+
+
+class GpEndpoint:
+    """The GP system's rest-hook endpoints, one path per subscription; fails on demand."""
+
+    def __init__(self) -> None:
+        self.received: dict[str, list[dict[str, Any]]] = {}
+        self.failing: set[str] = set()
+        self.lock = threading.Lock()
+        endpoint = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                name = self.path.rsplit("/", 1)[-1]
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with endpoint.lock:
+                    endpoint.received.setdefault(name, []).append(
+                        {
+                            "body": body,
+                            "content_type": self.headers["Content-Type"],
+                            "authorization": self.headers["Authorization"],
+                        }
+                    )
+                    failing = name in endpoint.failing
+                self.send_response(500 if failing else 200)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}/his/notify"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def new_path(self) -> tuple[str, str]:
+        name = uuid.uuid4().hex
+        return name, f"{self.base}/{name}"
+
+    def notifications(self, name: str, kind: str | None = None) -> list[dict[str, Any]]:
+        with self.lock:
+            found = list(self.received.get(name, []))
+        return [n for n in found if kind is None or _params(n["body"])["type"]["valueCode"] == kind]
+
+
+@pytest.fixture(autouse=True)
+def _service_log_on_failure(stack: DevStack) -> Iterator[None]:
+    """A failing test shows the end of gp_notify's log (ids only), to see why."""
+    log = stack.service_process("gp_notify").log_file
+    start = log.stat().st_size if log.exists() else 0
+    yield
+    if log.exists():  # pytest shows captured output only for a failing test
+        with log.open("rb") as file:
+            file.seek(start)
+            print("gp_notify log:\n" + file.read()[-6000:].decode(errors="replace"))
+
+
+@pytest.fixture(scope="module")
+def endpoint() -> Iterator[GpEndpoint]:
+    receiver = GpEndpoint()
+    yield receiver
+    receiver.server.shutdown()
+
+
+@pytest.fixture
+def subscribe(gp: httpx.Client, endpoint: GpEndpoint) -> Iterator[Callable[..., tuple[str, str]]]:
+    """POST a Subscription; (its id, the endpoint path's name). Deleted after the test."""
+    made: list[str] = []
+
+    def _subscribe(heartbeat: int | None = None, failing: bool = False) -> tuple[str, str]:
+        name, url = endpoint.new_path()
+        if failing:
+            endpoint.failing.add(name)
+        reply = gp.post("/Subscription", json=subscription(url, heartbeat))
+        assert reply.status_code == 201, reply.text
+        created = reply.json()
+        assert created["status"] == "requested"
+        assert reply.headers["Location"].endswith(f"/Subscription/{created['id']}")
+        made.append(created["id"])
+        return created["id"], name
+
+    yield _subscribe
+    for subscription_id in made:
+        gp.delete(f"/Subscription/{subscription_id}")
+
+
+def subscription(url: str, heartbeat: int | None = None) -> dict[str, Any]:
+    channel: dict[str, Any] = {
+        "type": "rest-hook",
+        "endpoint": url,
+        "payload": "application/fhir+json",
+        "_payload": {"extension": [{"url": BACKPORT_PAYLOAD_CONTENT, "valueCode": "id-only"}]},
+        "header": [f"Authorization: {HIS_SECRET}"],
+    }
+    if heartbeat is not None:
+        channel["extension"] = [{"url": BACKPORT_HEARTBEAT_PERIOD, "valueUnsignedInt": heartbeat}]
+    return {
+        "resourceType": "Subscription",
+        "status": "requested",
+        "reason": "Feedback on our referrals",
+        "criteria": REFERRAL_FEEDBACK_TOPIC,
+        "channel": channel,
+    }
+
+
+def _params(resource: dict[str, Any]) -> dict[str, Any]:
+    if resource.get("resourceType") == "Bundle":
+        resource = resource["entry"][0]["resource"]
+    return {p["name"]: p for p in resource["parameter"]}
+
+
+def _eventually(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := check():
+            return result
+        time.sleep(0.1)
+    raise AssertionError(f"{what} did not happen within {timeout}s")
+
+
+def _status(gp: httpx.Client, subscription_id: str) -> dict[str, Any]:
+    reply = gp.get(f"/Subscription/{subscription_id}/$status")
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["type"] == "searchset"
+    return _params(reply.json())
+
+
+def _status_is(gp: httpx.Client, subscription_id: str, status: str) -> dict[str, Any]:
+    return _eventually(  # type: ignore[no-any-return]
+        lambda: (p := _status(gp, subscription_id))["status"]["valueCode"] == status and p,
+        f"Subscription/{subscription_id} becoming {status}",
+    )
+
+
+def _change(
+    kafka: str, referral_id: str, resource_type: str, resource_id: str, version: int, task: str
+) -> None:
+    change = GpResourceChanged(
+        referral_id=uuid.UUID(referral_id),
+        resource_type=resource_type,  # type: ignore[arg-type]
+        resource_id=uuid.UUID(resource_id),
+        version_id=version,
+        task_id=uuid.UUID(task),
+        changed_at=datetime.now(UTC),
+    )
+    event = CloudEvent[GpResourceChanged].wrap(change, service="feedback")
+    produce(kafka, topics.gp_changes(GP_CLIENT), event.to_json_bytes(), referral_id.encode())
+
+
+def _referral(gp: httpx.Client) -> tuple[str, str]:
+    reply = gp.post("", json=new_bundle())
+    assert reply.status_code in (200, 201), reply.text
+    task = task_of(reply)
+    return referral_id_of(task), task["id"]
+
+
+def _events(notifications: list[dict[str, Any]]) -> list[tuple[int, int, str]]:
+    """(event-number, events-since-subscription-start, focus) per event notification."""
+    found = []
+    for n in notifications:
+        params = _params(n["body"])
+        parts = {p["name"]: p for p in params["notification-event"]["part"]}
+        found.append(
+            (
+                int(parts["event-number"]["valueString"]),
+                int(params["events-since-subscription-start"]["valueString"]),
+                parts["focus"]["valueReference"]["reference"],
+            )
+        )
+    return found
+
+
+def test_handshake_then_id_only_notifications_in_order(
+    gp: httpx.Client,
+    stack: DevStack,
+    kafka_topics: str,
+    endpoint: GpEndpoint,
+    subscribe: Callable[..., tuple[str, str]],
+) -> None:
+    subscription_id, name = subscribe()
+    read = gp.get(f"/Subscription/{subscription_id}")
+    assert read.status_code == 200
+    assert read.json()["criteria"] == REFERRAL_FEEDBACK_TOPIC
+    assert HIS_SECRET not in read.text  # header values are not echoed
+
+    handshake = _eventually(lambda: endpoint.notifications(name, "handshake"), "the handshake")[0]
+    assert handshake["content_type"] == "application/fhir+json"
+    assert handshake["authorization"] == HIS_SECRET
+    assert handshake["body"]["type"] == "history"
+    _status_is(gp, subscription_id, "active")
+
+    referral_id, task_id = _referral(gp)
+    communication_id = str(uuid.uuid4())
+    _change(kafka_topics, referral_id, "Task", task_id, 2, task_id)
+    _change(kafka_topics, referral_id, "Task", task_id, 3, task_id)
+    _change(kafka_topics, referral_id, "Communication", communication_id, 1, task_id)
+
+    communication = f"{stack.fhir_base_url}/Communication/{communication_id}"
+    task = f"{stack.fhir_base_url}/Task/{task_id}"
+
+    def all_three() -> list[tuple[int, int, str]]:
+        events = _events(endpoint.notifications(name, "event-notification"))
+        return events if any(focus == communication for *_, focus in events) else []
+
+    events = _eventually(all_three, "three notifications")
+    # Numbered from 1 without gaps, the counter matching, in the order the changes were made.
+    assert [number for number, _, _ in events] == list(range(1, len(events) + 1))
+    assert all(number == since for number, since, _ in events)
+    mine = [focus for *_, focus in events if focus in {task, communication}]
+    assert mine == [task, task, communication]
+    for notification in endpoint.notifications(name, "event-notification"):
+        entries = notification["body"]["entry"]
+        assert all("resource" not in e for e in entries[1:])  # id-only: no content
+    status = _status(gp, subscription_id)
+    assert int(status["events-since-subscription-start"]["valueString"]) == len(events)
+
+
+def test_heartbeats_arrive_when_nothing_happens(
+    gp: httpx.Client, endpoint: GpEndpoint, subscribe: Callable[..., tuple[str, str]]
+) -> None:
+    subscription_id, name = subscribe(heartbeat=1)
+    _status_is(gp, subscription_id, "active")
+    heartbeats = _eventually(
+        lambda: len(found := endpoint.notifications(name, "heartbeat")) >= 2 and found,
+        "two heartbeats",
+    )
+    assert _params(heartbeats[0]["body"])["status"]["valueCode"] == "active"
+
+
+def test_another_practice_cannot_see_the_subscription(
+    stack: DevStack, subscribe: Callable[..., tuple[str, str]]
+) -> None:
+    subscription_id, _ = subscribe()
+    with httpx.Client(
+        base_url=stack.fhir_base_url, headers={"Authorization": f"Bearer {GP_LELYSTAD}"}
+    ) as lelystad:
+        for reply in (
+            lelystad.get(f"/Subscription/{subscription_id}"),
+            lelystad.get(f"/Subscription/{subscription_id}/$status"),
+            lelystad.delete(f"/Subscription/{subscription_id}"),
+        ):
+            assert reply.status_code == 404
+            assert reply.json()["resourceType"] == "OperationOutcome"
+
+
+def test_unsupported_subscriptions_are_refused(gp: httpx.Client, endpoint: GpEndpoint) -> None:
+    _, url = endpoint.new_path()
+    full = subscription(url)
+    full["channel"]["_payload"]["extension"][0]["valueCode"] = "full-resource"
+    wrong_topic = subscription(url) | {"criteria": "Task?status=completed"}
+    for body in (full, wrong_topic):
+        reply = gp.post("/Subscription", json=body)
+        assert reply.status_code == 422
+        assert reply.json()["resourceType"] == "OperationOutcome"
+
+
+def test_a_failing_endpoint_puts_the_subscription_in_error(
+    gp: httpx.Client,
+    kafka_topics: str,
+    endpoint: GpEndpoint,
+    subscribe: Callable[..., tuple[str, str]],
+) -> None:
+    subscription_id, name = subscribe()
+    _status_is(gp, subscription_id, "active")
+    endpoint.failing.add(name)
+    referral_id, task_id = _referral(gp)
+    _change(kafka_topics, referral_id, "Task", task_id, 2, task_id)
+    status = _status_is(gp, subscription_id, "error")
+    assert "HTTP 500" in status["error"]["valueCodeableConcept"]["text"]
+    assert len(endpoint.notifications(name, "event-notification")) >= 1  # it was tried
+
+
+def test_a_failed_handshake_puts_the_subscription_in_error(
+    gp: httpx.Client, endpoint: GpEndpoint, subscribe: Callable[..., tuple[str, str]]
+) -> None:
+    subscription_id, name = subscribe(failing=True)
+    status = _status_is(gp, subscription_id, "error")
+    assert "HTTP 500" in status["error"]["valueCodeableConcept"]["text"]
+    assert endpoint.notifications(name, "handshake")  # it was tried
+    assert gp.get(f"/Subscription/{subscription_id}").json()["status"] == "error"
+
+
+def test_delete_stops_notifications(
+    gp: httpx.Client,
+    stack: DevStack,
+    kafka_topics: str,
+    endpoint: GpEndpoint,
+    subscribe: Callable[..., tuple[str, str]],
+) -> None:
+    deleted_id, deleted = subscribe()
+    _, witness = subscribe()  # created later, so notified after the deleted one would be
+    _status_is(gp, deleted_id, "active")
+    _eventually(lambda: endpoint.notifications(witness, "handshake"), "the witness's handshake")
+    assert gp.delete(f"/Subscription/{deleted_id}").status_code == 204
+    assert _status(gp, deleted_id)["status"]["valueCode"] == "off"
+
+    referral_id, task_id = _referral(gp)
+    _change(kafka_topics, referral_id, "Task", task_id, 2, task_id)
+    task = f"{stack.fhir_base_url}/Task/{task_id}"
+
+    def about_task(name: str) -> list[tuple[int, int, str]]:
+        return [
+            e for e in _events(endpoint.notifications(name, "event-notification")) if e[2] == task
+        ]
+
+    _eventually(lambda: about_task(witness), "the witness's notification")
+    assert about_task(deleted) == []
+
+
+def test_an_acknowledged_notification_is_a_receipt_for_the_organisation(
+    gp: httpx.Client,
+    kafka_topics: str,
+    endpoint: GpEndpoint,
+    subscribe: Callable[..., tuple[str, str]],
+) -> None:
+    subscription_id, _ = subscribe()
+    _status_is(gp, subscription_id, "active")
+    referral_id, task_id = _referral(gp)
+    organisation = "dynamo-amsterdam"
+    wait_for_record(
+        kafka_topics, topics.social_referrals(organisation), lambda r: r.key == referral_id.encode()
+    )
+    # The organisation reports a status, so the Task carries feedback a receipt is for.
+    reported = CloudEvent[ReferralStatusReported].wrap(
+        ReferralStatusReported(
+            referral_id=uuid.UUID(referral_id),
+            organisation_id=organisation,
+            status=WelfareStatus.RECEIVED,
+            sequence=1,
+            occurred_at=datetime.now(UTC),
+        ),
+        service=f"case-system-{organisation}",
+    )
+    produce(
+        kafka_topics,
+        topics.social_status(organisation),
+        reported.to_json_bytes(),
+        referral_id.encode(),
+    )
+    welfare_business_statuses = {business.value for _, business in TASK_VIEW.values()}
+
+    def has_feedback() -> bool:
+        task = gp.get(f"/Task/{task_id}").json()
+        codes = {c["code"] for c in task.get("businessStatus", {}).get("coding", [])}
+        return bool(codes & welfare_business_statuses)
+
+    # (The reference case system may have answered first: any welfare status will do.)
+    _eventually(has_feedback, "a welfare status on the Task")
+    version = 50  # above anything the GP system may have read
+    _change(kafka_topics, referral_id, "Task", task_id, version, task_id)
+
+    def is_push_receipt(record: Any) -> bool:
+        if record.key != referral_id.encode():
+            return False
+        try:
+            event = CloudEvent[FeedbackReceivedByGp].model_validate_json(record.value)
+        except ValueError:
+            return False
+        return event.data.channel == "push"
+
+    record = wait_for_record(kafka_topics, topics.social_referrals(organisation), is_push_receipt)
+    receipt = CloudEvent[FeedbackReceivedByGp].model_validate_json(record.value).data
+    assert receipt.resource == f"Task/{task_id}/_history/{version}"
