@@ -61,6 +61,8 @@ class PushEndpoint:
 
     def __init__(self) -> None:
         self.arrived: dict[str, float] = {}
+        self.waiters: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Future[float]]] = {}
+        self.lock = threading.Lock()
         self.handshake = threading.Event()
         endpoint = self
 
@@ -76,7 +78,7 @@ class PushEndpoint:
                 for entry in bundle.get("entry", [])[1:]:
                     url = entry.get("fullUrl", "")
                     if "/Task/" in url:
-                        endpoint.arrived.setdefault(url.rsplit("/", 1)[1], now)
+                        endpoint._arrived(url.rsplit("/", 1)[1], now)
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -85,13 +87,22 @@ class PushEndpoint:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/notify"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    async def wait(self, task_id: str, timeout: float = 30) -> float:
-        deadline = time.monotonic() + timeout
-        while task_id not in self.arrived:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"no notification for Task/{task_id}")
-            await asyncio.sleep(0.001)
-        return self.arrived[task_id]
+    async def wait(self, task_id: str) -> float:
+        loop = asyncio.get_running_loop()
+        with self.lock:
+            if task_id in self.arrived:
+                return self.arrived[task_id]
+            waiter = self.waiters[task_id] = (loop, loop.create_future())
+        async with asyncio.timeout(30):
+            return await waiter[1]
+
+    def _arrived(self, task_id: str, at: float) -> None:
+        with self.lock:
+            self.arrived.setdefault(task_id, at)
+            waiter = self.waiters.pop(task_id, None)
+        if waiter is not None:
+            loop, future = waiter
+            loop.call_soon_threadsafe(future.set_result, at)
 
 
 def _notification_type(bundle: dict[str, Any]) -> str | None:
