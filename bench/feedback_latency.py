@@ -1,6 +1,6 @@
 """Benchmark: feedback latency, welfare status event → the GP knows, vs. bare Kafka.
 
-    .venv/bin/python -m bench.feedback_latency [--rate 100] [--seconds 10]
+    .venv/bin/python -m bench.feedback_latency [--rates 25,100] [--seconds 10]
 
 Starts its own Kafka, PostgreSQL and the services on the path (fhir_gateway, router,
 feedback, gp_notify), or uses KAFKA_BOOTSTRAP_SERVERS / BRUG_DATABASE_URL. A GP system
@@ -220,43 +220,53 @@ async def measure(stack: DevStack, options: argparse.Namespace) -> dict[str, Fig
     endpoint = PushEndpoint()
     await subscribe(stack.fhir_base_url, token, endpoint)
     warmup = 50
-    count = int(options.rate * options.seconds)
+    counts = [int(rate * options.seconds) for rate in options.rates]
     referrals = await routed_referrals(
-        stack.fhir_base_url, token, stack.bootstrap_servers, warmup + count
+        stack.fhir_base_url, token, stack.bootstrap_servers, warmup + sum(counts)
     )
-    # Warm up consumers, pools and caches on the same path, then measure.
+    # Warm up consumers, pools and caches on the same path, then measure each rate.
     await feedback_latency(stack.bootstrap_servers, endpoint, referrals[:warmup], 25, warmup / 25)
-    task_updated, pushed = await feedback_latency(
-        stack.bootstrap_servers, endpoint, referrals[warmup:], options.rate, options.seconds
-    )
-    baseline = await baseline_latency(
-        stack.bootstrap_servers, status_event(referrals[0][0]), options.rate, options.seconds
-    )
+    figures: dict[str, Figures] = {}
+    start = warmup
+    for rate, count in zip(options.rates, counts, strict=True):
+        batch = referrals[start : start + count]
+        start += count
+        updated, pushed = await feedback_latency(
+            stack.bootstrap_servers, endpoint, batch, rate, options.seconds
+        )
+        figures[f"task updated at {rate:g}/s"] = updated
+        figures[f"notification delivered at {rate:g}/s"] = pushed
+        figures[f"baseline at {rate:g}/s"] = await baseline_latency(
+            stack.bootstrap_servers, status_event(batch[0][0]), rate, options.seconds
+        )
     endpoint.server.shutdown()
-    return {"task updated": task_updated, "notification delivered": pushed, "baseline": baseline}
+    return figures
 
 
 def report(figures: dict[str, Figures], options: argparse.Namespace) -> str:
-    baseline = figures["baseline"]
     lines = [
         f"machine: {os.cpu_count()} cores, everything on it (broker, database, services, "
-        f"load); {options.rate:g} status events/s for {options.seconds:g}s",
-        "| measure | p50 ms | p95 ms | p99 ms | p99 ratio to baseline |",
+        f"load); each rate for {options.seconds:g}s",
+        "| measure (events) | p50 ms | p95 ms | p99 ms | p99 ratio to baseline |",
         "|---|---|---|---|---|",
     ]
-    for name in ("task updated", "notification delivered", "baseline"):
-        f = figures[name]
-        ratio = f.percentile(99) / baseline.percentile(99)
-        lines.append(
-            f"| {name} ({len(f.latencies_ms)}) | {f.percentile(50):.1f} | "
-            f"{f.percentile(95):.1f} | {f.percentile(99):.1f} | {ratio:.1f} |"
-        )
+    for rate in options.rates:
+        baseline = figures[f"baseline at {rate:g}/s"]
+        for name in ("task updated", "notification delivered", "baseline"):
+            f = figures[f"{name} at {rate:g}/s"]
+            ratio = f.percentile(99) / baseline.percentile(99)
+            lines.append(
+                f"| {name} at {rate:g}/s ({len(f.latencies_ms)}) | {f.percentile(50):.1f} | "
+                f"{f.percentile(95):.1f} | {f.percentile(99):.1f} | {ratio:.1f} |"
+            )
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rate", type=float, default=100.0)
+    parser.add_argument(
+        "--rates", type=lambda text: [float(r) for r in text.split(",")], default=[25.0, 100.0]
+    )
     parser.add_argument("--seconds", type=float, default=10.0)
     options = parser.parse_args()
     state_dir = Path(tempfile.mkdtemp(prefix="brug-bench-"))

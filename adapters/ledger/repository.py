@@ -317,13 +317,17 @@ class Ledger:
             "welfare_status": welfare_status,
             "status_sequence": sequence,
             "business_status": business_status,
+            "status": task_status.value,
+            "updated_at": at,
+            "status_reason": reason,
+            "version": referrals.c.version + 1,
         }
         if outcome is not None:
             values["outcome"] = outcome
         self.connection.execute(
             update(referrals).where(referrals.c.referral_id == referral_id).values(**values)
         )
-        self.change_status(referral_id, task_status, source=source, at=at, reason=reason)
+        self._append_history(referral_id, task_status, source, at)
 
     def set_due_dates(self, referral_id: UUID, received: datetime, contact: datetime) -> None:
         self.connection.execute(

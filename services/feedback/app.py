@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,7 +26,7 @@ from faststream.kafka import KafkaMessage
 from sqlalchemy import Connection
 
 from adapters.database import make_async_engine
-from adapters.ledger.repository import DueTimer, Ledger
+from adapters.ledger.repository import CommunicationRow, DueTimer, Ledger, ReferralRow
 from adapters.runtime import configure_logging, make_app, make_broker
 from adapters.runtime.kafka import consumer_group
 from contracts import topics
@@ -80,10 +81,10 @@ FromCaseSystem = CloudEvent[ReferralStatusReported] | CloudEvent[SignalRaised]
 async def handle_case_system_event(event: FromCaseSystem, message: KafkaMessage) -> None:
     record: Any = message.raw_message  # one ConsumerRecord: not a batch subscriber
     sender = record.topic.split(".")[3]
-    verdict = await _apply(sender, event)
+    verdict, pending = await _apply(sender, event)
     if verdict.problem is not None:
         await _answer_problem(sender, event, verdict)
-    await publish_changes(event.data.referral_id)
+    await announce(pending)
     log.info(
         "event applied" if verdict.apply else "event not applied",
         referral_id=str(event.data.referral_id),
@@ -92,24 +93,50 @@ async def handle_case_system_event(event: FromCaseSystem, message: KafkaMessage)
     )
 
 
-async def _apply(sender: str, event: FromCaseSystem) -> Verdict:
+@dataclass(frozen=True)
+class Pending:
+    """What the GP system has not been told yet: the Task's version, new Communications."""
+
+    row: ReferralRow | None
+    communications: list[CommunicationRow]
+
+
+async def _apply(sender: str, event: FromCaseSystem) -> tuple[Verdict, Pending]:
+    """Apply the event and read what is unannounced, in one transaction."""
     now = datetime.now(UTC)
     data = event.data
-    async with engine.begin() as connection:
+
+    def apply(connection: Connection) -> tuple[Verdict, Pending]:
+        ledger = Ledger(connection)
         if isinstance(data, SignalRaised):
-            return await connection.run_sync(lambda c: apply_signal(Ledger(c), sender, data, now))
-        return await connection.run_sync(lambda c: apply_status(Ledger(c), sender, data, now))
+            verdict = apply_signal(ledger, sender, data, now)
+        else:
+            verdict = apply_status(ledger, sender, data, now)
+        return verdict, _pending(ledger, data.referral_id)
+
+    async with engine.begin() as connection:
+        return await connection.run_sync(apply)
+
+
+def _pending(ledger: Ledger, referral_id: uuid.UUID) -> Pending:
+    row = ledger.referral(referral_id)
+    return Pending(row, ledger.unpublished_communications(referral_id) if row else [])
 
 
 async def publish_changes(referral_id: uuid.UUID) -> None:
-    """Announce the Task's newest version and new Communications, if not yet announced."""
+    """Announce what is unannounced for one referral (the timer loop's path)."""
     async with engine.connect() as connection:
-        row = await connection.run_sync(lambda c: Ledger(c).referral(referral_id))
-        communications = await connection.run_sync(
-            lambda c: Ledger(c).unpublished_communications(referral_id)
-        )
+        pending = await connection.run_sync(lambda c: _pending(Ledger(c), referral_id))
+    await announce(pending)
+
+
+async def announce(pending: Pending) -> None:
+    """Publish id-only notices for the Task's newest version and new Communications, then
+    record that they went out."""
+    row, communications = pending.row, pending.communications
     if row is None or row.client_id is None or row.task_id is None:
         return
+    referral_id = row.referral_id
     notices = []
     if row.version > row.changes_published_version:
         notices.append(("Task", row.task_id, row.version))

@@ -29,7 +29,13 @@ from contracts.fhir_systems import (
 )
 from deploy.devstack.stack import DevStack
 from tests.conftest import free_port
-from tests.e2e.conftest import GP_LELYSTAD, new_bundle, referral_id_of, task_of
+from tests.e2e.conftest import (
+    GP_LELYSTAD,
+    WELFARE_AMSTERDAM,
+    new_bundle,
+    referral_id_of,
+    task_of,
+)
 from tests.helpers import produce, wait_for_record
 
 pytestmark = pytest.mark.integration
@@ -398,3 +404,54 @@ def test_an_acknowledged_notification_is_a_receipt_for_the_organisation(
     record = wait_for_record(kafka_topics, topics.social_referrals(organisation), is_push_receipt)
     receipt = CloudEvent[FeedbackReceivedByGp].model_validate_json(record.value).data
     assert receipt.resource == f"Task/{task_id}/_history/{version}"
+
+
+def test_the_closed_loop_reaches_the_gp_as_rest_hook_notifications_in_order(
+    gp: httpx.Client,
+    social: httpx.Client,
+    stack: DevStack,
+    kafka_topics: str,
+    endpoint: GpEndpoint,
+    subscribe: Callable[..., tuple[str, str]],
+) -> None:
+    """No produced notices here: the welfare side answers over HTTPS, the feedback service
+    moves the Task, and the GP system hears each step on its endpoint, then reads it."""
+    subscription_id, name = subscribe()
+    _status_is(gp, subscription_id, "active")
+    referral_id, task_id = _referral(gp)
+    wait_for_record(
+        kafka_topics,
+        topics.social_referrals("dynamo-amsterdam"),
+        lambda r: r.key == referral_id.encode(),
+    )
+    social.headers["Authorization"] = f"Bearer {WELFARE_AMSTERDAM}"
+    answers: list[dict[str, Any]] = [
+        {"status": "received"},
+        {"status": "accepted", "business_status": "intake-scheduled"},
+        {"status": "first-contact"},
+        {"status": "completed", "outcome": {"summary": "Gaat naar de wandelgroep."}},
+    ]
+    for sequence, answer in enumerate(answers, start=1):
+        body = {"sequence": sequence, "occurred_at": datetime.now(UTC).isoformat()} | answer
+        reply = social.post(f"/social/v1/referrals/{referral_id}/status", json=body)
+        assert reply.status_code == 202, reply.text
+
+    task = f"{stack.fhir_base_url}/Task/{task_id}"
+
+    def task_and_communication() -> list[str]:
+        events = _events(endpoint.notifications(name, "event-notification"))
+        mine = [focus for *_, focus in events if focus == task or "/Communication/" in focus]
+        return mine if len(mine) >= len(answers) + 1 else []
+
+    mine = _eventually(task_and_communication, "a notification per status and the feedback")
+    assert mine[: len(answers)] == [task] * len(answers)
+    communication = mine[len(answers)]
+    numbers = [n for n, _, _ in _events(endpoint.notifications(name, "event-notification"))]
+    assert numbers == sorted(numbers)
+
+    # The notification is id-only: the GP system reads what it points at.
+    read = gp.get(task.removeprefix(stack.fhir_base_url))
+    assert read.json()["status"] == "completed"
+    feedback = gp.get(communication.removeprefix(stack.fhir_base_url)).json()
+    assert feedback["basedOn"][0]["reference"] == f"ServiceRequest/{referral_id}"
+    assert feedback["payload"][0]["contentString"] == "Gaat naar de wandelgroep."
