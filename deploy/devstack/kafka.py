@@ -121,7 +121,8 @@ class KafkaNode:
     def _format_storage(self, libs: Path, config: Path) -> None:
         cluster_id = _kafka_uuid()
         argv = self._java(libs, "kafka.tools.StorageTool", "format", "--standalone")
-        argv += ["--cluster-id", cluster_id, "--config", str(config), "--ignore-formatted"]
+        # "--cluster-id=<id>": a base64 id may start with "-", which argparse takes for an option.
+        argv += [f"--cluster-id={cluster_id}", "--config", str(config), "--ignore-formatted"]
         result = subprocess.run(argv, env=_java_env(), capture_output=True, text=True)
         if result.returncode != 0:
             raise RuntimeError(f"formatting Kafka storage failed:\n{result.stdout}{result.stderr}")
