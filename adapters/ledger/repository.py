@@ -7,9 +7,10 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, text, update
 
 from adapters.ledger.tables import (
+    UNANNOUNCED_TASK,
     audit_log,
     communications,
     idempotency_keys,
@@ -67,6 +68,8 @@ class ReferralRow:
     received_overdue_at: datetime | None = None
     contact_overdue_at: datetime | None = None
     changes_published_version: int = 0
+    reported_status: str | None = None
+    reported_sequence: int = 0
 
     @property
     def withdrawn_by_gp(self) -> bool:
@@ -86,6 +89,19 @@ class CommunicationRow:
     sent_at: datetime
     action_task_id: UUID | None = None
     published: bool = False
+
+
+@dataclass(frozen=True)
+class Announcement:
+    """One id-only notice owed to a GP system: a Task version or a Communication."""
+
+    referral_id: UUID
+    client_id: str
+    task_id: UUID
+    resource_type: str  # Task | Communication
+    resource_id: UUID
+    version: int
+    changed_at: datetime
 
 
 @dataclass(frozen=True)
@@ -217,6 +233,24 @@ class Ledger:
 
     def referral(self, referral_id: UUID) -> ReferralRow | None:
         return self._one(referrals.c.referral_id == referral_id)
+
+    def referral_for_update(self, referral_id: UUID) -> ReferralRow | None:
+        """The referral, locked until the transaction ends."""
+        row = self.connection.execute(
+            select(referrals).where(referrals.c.referral_id == referral_id).with_for_update()
+        ).one_or_none()
+        return None if row is None else _referral_row(row)
+
+    def record_reported(self, referral_id: UUID, status: str, sequence: int) -> None:
+        """A status POSTed over HTTPS and published: what the next POST is judged against."""
+        self.connection.execute(
+            update(referrals)
+            .where(
+                (referrals.c.referral_id == referral_id)
+                & (referrals.c.reported_sequence < sequence)
+            )
+            .values(reported_status=status, reported_sequence=sequence)
+        )
 
     def referral_by_task(self, task_id: UUID) -> ReferralRow | None:
         return self._one(referrals.c.task_id == task_id)
@@ -382,15 +416,101 @@ class Ledger:
         ).first()
         return marked is not None
 
-    def mark_changes_published(self, referral_id: UUID, version: int, at: datetime) -> None:
-        self.connection.execute(
-            update(referrals)
-            .where(
-                (referrals.c.referral_id == referral_id)
-                & (referrals.c.changes_published_version < version)
+    # -- the announcement outbox ---------------------------------------------------------
+
+    def claim_announcements(self, limit: int = 200) -> list[Announcement]:
+        """What GP systems were not told yet, oldest first (a Task's change before the
+        Communication made with it). The rows stay locked until the caller's transaction
+        ends; ``SKIP LOCKED`` lets a second replica announce other referrals meanwhile."""
+        tasks = self.connection.execute(
+            select(
+                referrals.c.referral_id,
+                referrals.c.client_id,
+                referrals.c.task_id,
+                referrals.c.version,
+                referrals.c.updated_at,
             )
-            .values(changes_published_version=version)
+            .where(text(UNANNOUNCED_TASK))
+            .where(referrals.c.client_id.is_not(None) & referrals.c.task_id.is_not(None))
+            .order_by(referrals.c.updated_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
         )
+        found = [
+            Announcement(
+                r.referral_id, r.client_id, r.task_id, "Task", r.task_id, r.version, r.updated_at
+            )
+            for r in tasks
+        ]
+        messages = self.connection.execute(
+            select(
+                communications.c.communication_id,
+                communications.c.action_task_id,
+                communications.c.sent_at,
+                referrals.c.referral_id,
+                referrals.c.client_id,
+                referrals.c.task_id,
+            )
+            .select_from(
+                communications.join(
+                    referrals, communications.c.referral_id == referrals.c.referral_id
+                )
+            )
+            .where(communications.c.published_at.is_(None) & referrals.c.client_id.is_not(None))
+            # Never before the Task change it came with: that Task is announced, or in this
+            # batch (a Task row another transaction holds waits for the next batch).
+            .where(
+                (referrals.c.version <= referrals.c.changes_published_version)
+                | (referrals.c.version <= 1)
+                | referrals.c.referral_id.in_([a.referral_id for a in found])
+            )
+            .order_by(communications.c.sent_at)
+            .limit(limit)
+            .with_for_update(of=communications, skip_locked=True)
+        )
+        for m in messages:
+            found.append(
+                Announcement(
+                    m.referral_id,
+                    m.client_id,
+                    m.task_id,
+                    "Communication",
+                    m.communication_id,
+                    1,
+                    m.sent_at,
+                )
+            )
+            if m.action_task_id is not None:
+                found.append(
+                    Announcement(
+                        m.referral_id,
+                        m.client_id,
+                        m.task_id,
+                        "Task",
+                        m.action_task_id,
+                        1,
+                        m.sent_at,
+                    )
+                )
+        return sorted(found, key=lambda a: (a.changed_at, a.resource_type != "Task"))
+
+    def mark_announced(self, announced: list[Announcement], at: datetime) -> None:
+        for item in announced:
+            if item.resource_type == "Task" and item.resource_id == item.task_id:
+                self.connection.execute(
+                    update(referrals)
+                    .where(
+                        (referrals.c.referral_id == item.referral_id)
+                        & (referrals.c.changes_published_version < item.version)
+                    )
+                    .values(changes_published_version=item.version)
+                )
+            elif item.resource_type == "Communication":
+                self.connection.execute(
+                    update(communications)
+                    .where(communications.c.communication_id == item.resource_id)
+                    .values(published_at=at)
+                )
 
     def history(self, referral_id: UUID) -> list[StatusChange]:
         rows = self.connection.execute(
@@ -471,18 +591,6 @@ class Ledger:
             select(communications).where(condition).order_by(communications.c.sent_at)
         )
         return [_communication(r) for r in rows]
-
-    def unpublished_communications(self, referral_id: UUID) -> list[CommunicationRow]:
-        return self.communications(
-            (communications.c.referral_id == referral_id) & communications.c.published_at.is_(None)
-        )
-
-    def mark_communication_published(self, communication_id: UUID, at: datetime) -> None:
-        self.connection.execute(
-            update(communications)
-            .where(communications.c.communication_id == communication_id)
-            .values(published_at=at)
-        )
 
     # -- receipts --------------------------------------------------------------------
 
@@ -664,4 +772,6 @@ def _referral_row(row: Any) -> ReferralRow:
         received_overdue_at=row.received_overdue_at,
         contact_overdue_at=row.contact_overdue_at,
         changes_published_version=row.changes_published_version,
+        reported_status=row.reported_status,
+        reported_sequence=row.reported_sequence,
     )

@@ -110,29 +110,18 @@ class Subscriptions:
         ).first()
         return row is not None
 
-    def active_for(self, organisation: str) -> list[SubscriptionRow]:
+    def count_event(self, organisation: str) -> list[SubscriptionRow]:
+        """Count one more event for every active subscription of the organisation, in one
+        statement; each row comes back with its new ``events_since_start``."""
         rows = self.connection.execute(
-            select(subscriptions)
+            update(subscriptions)
             .where(
                 (subscriptions.c.organisation == organisation) & (subscriptions.c.status == ACTIVE)
             )
-            .order_by(subscriptions.c.created_at, subscriptions.c.subscription_id)
-        )
-        return [_row(r) for r in rows]
-
-    def next_event_number(self, subscription_id: UUID) -> int | None:
-        """Count one more event for an active subscription; its number, or None when the
-        subscription is no longer active."""
-        row = self.connection.execute(
-            update(subscriptions)
-            .where(
-                (subscriptions.c.subscription_id == subscription_id)
-                & (subscriptions.c.status == ACTIVE)
-            )
             .values(events_since_start=subscriptions.c.events_since_start + 1)
-            .returning(subscriptions.c.events_since_start)
-        ).first()
-        return None if row is None else int(row[0])
+            .returning(*subscriptions.c)
+        )
+        return sorted((_row(r) for r in rows), key=lambda r: (r.created_at, r.subscription_id))
 
     def claim_requested(self, limit: int = 20) -> list[SubscriptionRow]:
         """Subscriptions waiting for their handshake, locked until the transaction ends."""

@@ -21,6 +21,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
+# A referral whose Task changed since it was last announced to the GP system.
+UNANNOUNCED_TASK = "version > changes_published_version AND version > 1"
+
 metadata = MetaData()
 
 referrals = Table(
@@ -46,6 +49,10 @@ referrals = Table(
     # The welfare side's view: its last status, the sender's sequence, the WoR business status.
     Column("welfare_status", String(32), nullable=True),
     Column("status_sequence", Integer, nullable=False, server_default=text("0")),
+    # The latest status a case system POSTed over HTTPS (published, maybe not yet applied):
+    # the social edge judges the next POST against it, so quick successive POSTs pass.
+    Column("reported_status", String(32), nullable=True),
+    Column("reported_sequence", Integer, nullable=False, server_default=text("0")),
     Column("business_status", String(64), nullable=True),
     # Set once Kafka acknowledged the gateway's / the router's event for this referral.
     Column("submitted_event_published_at", DateTime(timezone=True), nullable=True),
@@ -68,6 +75,12 @@ referrals = Table(
         name="uq_referrals_service_request",
     ),
     Index("ix_referrals_requester_updated", "requester_agb", "updated_at"),
+    # The outbox of Task changes still to announce (version 1 is the GP's own creation).
+    Index(
+        "ix_referrals_unannounced",
+        "updated_at",
+        postgresql_where=text(UNANNOUNCED_TASK),
+    ),
 )
 
 # The personal details, apart, so that erasure and retention touch one table only.
@@ -172,6 +185,9 @@ communications = Table(
     Column("gp_received_at", DateTime(timezone=True), nullable=True),
     Column("gp_received_channel", String(8), nullable=True),
     Index("ix_communications_referral", "referral_id", "sent_at"),
+    Index(
+        "ix_communications_unpublished", "sent_at", postgresql_where=text("published_at IS NULL")
+    ),
 )
 
 # FHIR R4 Subscriptions (Subscriptions Backport IG) of GP systems: rest-hook, id-only.

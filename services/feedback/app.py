@@ -6,10 +6,11 @@ must name the same organisation, and the referral must be assigned to it. A stat
 state machine (``contracts/feedback.py``) does not allow is not applied: the sender gets a
 problem event on ``brug.social.problems.<org>.v1`` saying why. Repeats are ignored.
 
-Changes are committed first, then announced, then the announcement is recorded; a
-redelivered event announces what a crash left unannounced (consumers deduplicate on the
-deterministic event id). The service-level timers live in the ledger, so they survive
-restarts; a loop here raises ``brug.referrals.overdue.v1`` when one runs out.
+A handler only commits; an outbox loop announces what changed (claimed from the ledger,
+published, then recorded as announced in the same transaction), so a crash in between
+announces again under the same deterministic event id, and a burst goes out in batches.
+The service-level timers live in the ledger, so they survive restarts; a loop here raises
+``brug.referrals.overdue.v1`` when one runs out.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,7 +26,7 @@ from faststream.kafka import KafkaMessage
 from sqlalchemy import Connection
 
 from adapters.database import make_async_engine
-from adapters.ledger.repository import CommunicationRow, DueTimer, Ledger, ReferralRow
+from adapters.ledger.repository import Announcement, DueTimer, Ledger
 from adapters.runtime import configure_logging, make_app, make_broker
 from adapters.runtime.kafka import consumer_group
 from contracts import topics
@@ -81,10 +81,11 @@ FromCaseSystem = CloudEvent[ReferralStatusReported] | CloudEvent[SignalRaised]
 async def handle_case_system_event(event: FromCaseSystem, message: KafkaMessage) -> None:
     record: Any = message.raw_message  # one ConsumerRecord: not a batch subscriber
     sender = record.topic.split(".")[3]
-    verdict, pending = await _apply(sender, event)
+    verdict = await _apply(sender, event)
     if verdict.problem is not None:
         await _answer_problem(sender, event, verdict)
-    await announce(pending)
+    if verdict.apply:
+        changes_waiting.set()
     log.info(
         "event applied" if verdict.apply else "event not applied",
         referral_id=str(event.data.referral_id),
@@ -93,90 +94,69 @@ async def handle_case_system_event(event: FromCaseSystem, message: KafkaMessage)
     )
 
 
-@dataclass(frozen=True)
-class Pending:
-    """What the GP system has not been told yet: the Task's version, new Communications."""
-
-    row: ReferralRow | None
-    communications: list[CommunicationRow]
-
-
-async def _apply(sender: str, event: FromCaseSystem) -> tuple[Verdict, Pending]:
-    """Apply the event and read what is unannounced, in one transaction."""
+async def _apply(sender: str, event: FromCaseSystem) -> Verdict:
     now = datetime.now(UTC)
     data = event.data
-
-    def apply(connection: Connection) -> tuple[Verdict, Pending]:
-        ledger = Ledger(connection)
+    async with engine.begin() as connection:
         if isinstance(data, SignalRaised):
-            verdict = apply_signal(ledger, sender, data, now)
-        else:
-            verdict = apply_status(ledger, sender, data, now)
-        return verdict, _pending(ledger, data.referral_id)
+            return await connection.run_sync(lambda c: apply_signal(Ledger(c), sender, data, now))
+        return await connection.run_sync(lambda c: apply_status(Ledger(c), sender, data, now))
 
+
+# -- the announcement outbox -------------------------------------------------------------
+# The handler only commits; announcing what changed happens here, from the ledger, so a
+# crash between the two loses nothing and a burst is announced in batches. Changes made by
+# other services (the GP's withdrawal) are found by the poll.
+
+changes_waiting = asyncio.Event()
+
+
+async def announce_forever() -> None:
+    while True:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(changes_waiting.wait(), settings.announce_poll_seconds)
+        changes_waiting.clear()
+        try:
+            while await announce_batch():
+                pass
+        except Exception:  # keep announcing; the rows stay unannounced until it works
+            log.exception("announcing failed")
+            await asyncio.sleep(1)
+
+
+async def announce_batch() -> int:
+    """Publish one batch of id-only notices (in order, confirmed together), then record them
+    as announced in the same transaction that claimed them."""
     async with engine.begin() as connection:
-        return await connection.run_sync(apply)
+        owed = await connection.run_sync(lambda c: Ledger(c).claim_announcements())
+        confirmations = [await _publish_notice(item) for item in owed]
+        await asyncio.gather(*confirmations)
+        now = datetime.now(UTC)
+        await connection.run_sync(lambda c: Ledger(c).mark_announced(owed, now))
+    return len(owed)
 
 
-def _pending(ledger: Ledger, referral_id: uuid.UUID) -> Pending:
-    row = ledger.referral(referral_id)
-    return Pending(row, ledger.unpublished_communications(referral_id) if row else [])
-
-
-async def publish_changes(referral_id: uuid.UUID) -> None:
-    """Announce what is unannounced for one referral (the timer loop's path)."""
-    async with engine.connect() as connection:
-        pending = await connection.run_sync(lambda c: _pending(Ledger(c), referral_id))
-    await announce(pending)
-
-
-async def announce(pending: Pending) -> None:
-    """Publish id-only notices for the Task's newest version and new Communications, then
-    record that they went out."""
-    row, communications = pending.row, pending.communications
-    if row is None or row.client_id is None or row.task_id is None:
-        return
-    referral_id = row.referral_id
-    notices = []
-    if row.version > row.changes_published_version:
-        notices.append(("Task", row.task_id, row.version))
-    for communication in communications:
-        notices.append(("Communication", communication.communication_id, 1))
-        if communication.action_task_id is not None:
-            notices.append(("Task", communication.action_task_id, 1))
-    for resource_type, resource_id, version in notices:
-        notice = GpResourceChanged(
-            referral_id=referral_id,
-            resource_type=resource_type,  # type: ignore[arg-type]
-            resource_id=resource_id,
-            version_id=version,
-            task_id=row.task_id,
-            changed_at=row.updated_at or datetime.now(UTC),
-        )
-        event_id = str(uuid.uuid5(_EVENT_IDS, f"{notice.reference()}/_history/{version}"))
-        await gp_changes.publish(
-            CloudEvent[GpResourceChanged]
-            .wrap(notice, service=SERVICE, event_id=event_id)
-            .to_json_bytes(),
-            topic=topics.gp_changes(row.client_id),
-            key=str(referral_id).encode(),
-            headers=CLOUDEVENTS_JSON,
-        )
-    if not notices:
-        return
-    now = datetime.now(UTC)
-    async with engine.begin() as connection:
-        await connection.run_sync(
-            lambda c: _mark_announced(Ledger(c), referral_id, row.version, communications, now)
-        )
-
-
-def _mark_announced(
-    ledger: Ledger, referral_id: uuid.UUID, version: int, communications: list[Any], at: datetime
-) -> None:
-    ledger.mark_changes_published(referral_id, version, at)
-    for communication in communications:
-        ledger.mark_communication_published(communication.communication_id, at)
+async def _publish_notice(item: Announcement) -> Any:
+    notice = GpResourceChanged(
+        referral_id=item.referral_id,
+        resource_type=item.resource_type,  # type: ignore[arg-type]
+        resource_id=item.resource_id,
+        version_id=item.version,
+        task_id=item.task_id,
+        changed_at=item.changed_at,
+    )
+    event_id = str(uuid.uuid5(_EVENT_IDS, f"{notice.reference()}/_history/{item.version}"))
+    # Sent in order (one idempotent producer keeps the order per partition); confirmed
+    # together by the caller.
+    return await gp_changes.publish(
+        CloudEvent[GpResourceChanged]
+        .wrap(notice, service=SERVICE, event_id=event_id)
+        .to_json_bytes(),
+        topic=topics.gp_changes(item.client_id),
+        key=str(item.referral_id).encode(),
+        headers=CLOUDEVENTS_JSON,
+        no_confirm=True,
+    )
 
 
 async def _answer_problem(sender: str, event: FromCaseSystem, verdict: Verdict) -> None:
@@ -217,7 +197,7 @@ async def raise_overdue_timers() -> None:
         await _publish_overdue(timer, now)
         async with engine.begin() as connection:
             await connection.run_sync(_stamp_overdue, timer, now)
-        await publish_changes(timer.referral_id)
+        changes_waiting.set()  # the Task shows the missed service level: a new version
         log.warning("service level missed", referral_id=str(timer.referral_id), timer=timer.timer)
 
 
@@ -242,21 +222,22 @@ async def _publish_overdue(timer: DueTimer, now: datetime) -> None:
     )
 
 
-_timer_task: asyncio.Task[None] | None = None
+_loops: list[asyncio.Task[None]] = []
 
 
 @app.after_startup
-async def _start_timers() -> None:
-    global _timer_task
-    _timer_task = asyncio.create_task(watch_timers_forever())
+async def _start_loops() -> None:
+    _loops.extend(
+        [asyncio.create_task(watch_timers_forever()), asyncio.create_task(announce_forever())]
+    )
 
 
 @app.on_shutdown
-async def _stop_timers() -> None:
-    if _timer_task is not None:
-        _timer_task.cancel()
+async def _stop_loops() -> None:
+    for loop in _loops:
+        loop.cancel()
         with contextlib.suppress(asyncio.CancelledError):
-            await _timer_task
+            await loop
 
 
 @app.after_shutdown

@@ -77,6 +77,8 @@ _http = httpx.AsyncClient(timeout=settings.notify_timeout_seconds, follow_redire
 
 @broker.subscriber(pattern=topics.GP_CHANGES_PATTERN, group_id=consumer_group("gp_notify"))
 async def notify_subscriptions(event: CloudEvent[GpResourceChanged], message: KafkaMessage) -> None:
+    """Count, deliver to every subscription at once, then record outcomes and the receipt in
+    one transaction: three round trips to the database whatever the number of subscriptions."""
     record: Any = message.raw_message  # one ConsumerRecord: not a batch subscriber
     client_id = record.topic.split(".")[3]
     organisation = gp_organisations.get(client_id)
@@ -84,76 +86,71 @@ async def notify_subscriptions(event: CloudEvent[GpResourceChanged], message: Ka
     if organisation is None:
         log.warning("change for an unknown GP client", client_id=client_id)
         return
-    async with engine.connect() as connection:
-        subscribed = await connection.run_sync(lambda c: Subscriptions(c).active_for(organisation))
-    focus = f"{settings.fhir_base_url.rstrip('/')}/{change.reference()}"
-    delivered = False
-    for subscription in subscribed:
-        delivered |= await _notify(subscription, change, focus)
-    if delivered:
-        await _receipt(change)
-
-
-async def _notify(subscription: SubscriptionRow, change: GpResourceChanged, focus: str) -> bool:
-    """Count the event for one subscription and deliver it; True on a 2xx."""
     async with engine.begin() as connection:
-        number = await connection.run_sync(
-            lambda c: Subscriptions(c).next_event_number(subscription.subscription_id)
-        )
-    if number is None:
-        return False  # turned off or failed meanwhile
-    event = NotificationEvent(number=number, timestamp=change.changed_at, focus=focus)
-    body = _bundle(subscription, "active", "event-notification", number, event)
-    failure = await _post(subscription, body)
-    now = datetime.now(UTC)
-    async with engine.begin() as connection:
-        if failure is None:
-            await connection.run_sync(_delivered, subscription, change, number, now)
-        else:
-            await connection.run_sync(
-                lambda c: Subscriptions(c).failed(subscription.subscription_id, failure)
-            )
-    _log_outcome(
-        "event-notification",
-        subscription,
-        failure,
-        event_number=number,
-        referral_id=str(change.referral_id),
-    )
-    return failure is None
-
-
-def _delivered(
-    connection: Connection,
-    subscription: SubscriptionRow,
-    change: GpResourceChanged,
-    number: int,
-    now: datetime,
-) -> None:
-    Subscriptions(connection).sent(subscription.subscription_id, now)
-    Ledger(connection).audit(
-        actor=f"service:{SERVICE}",
-        action="notified-gp",
-        referral_id=change.referral_id,
-        detail={
-            "subscription_id": str(subscription.subscription_id),
-            "resource": change.reference(),
-            "version": change.version_id,
-            "event_number": number,
-        },
-    )
-
-
-async def _receipt(change: GpResourceChanged) -> None:
-    now = datetime.now(UTC)
-    async with engine.begin() as connection:
-        receipt: Receipt | None = await connection.run_sync(
-            lambda c: Ledger(c).record_gp_receipt(
-                change.resource_type, change.resource_id, change.version_id, "push", now
-            )
-        )
-    if receipt is None:
+        counted = await connection.run_sync(lambda c: Subscriptions(c).count_event(organisation))
+    if not counted:
         return
+    focus = f"{settings.fhir_base_url.rstrip('/')}/{change.reference()}"
+    failures = await asyncio.gather(*(_deliver(s, change, focus) for s in counted))
+    now = datetime.now(UTC)
+    async with engine.begin() as connection:
+        receipt = await connection.run_sync(_record_outcomes, change, counted, failures, now)
+    for subscription, failure in zip(counted, failures, strict=True):
+        _log_outcome(
+            "event-notification",
+            subscription,
+            failure,
+            event_number=subscription.events_since_start,
+            referral_id=str(change.referral_id),
+        )
+    if receipt is not None:
+        await _publish_receipt(receipt, now)
+
+
+async def _deliver(
+    subscription: SubscriptionRow, change: GpResourceChanged, focus: str
+) -> str | None:
+    number = subscription.events_since_start
+    event = NotificationEvent(number=number, timestamp=change.changed_at, focus=focus)
+    return await _post(
+        subscription, _bundle(subscription, "active", "event-notification", number, event)
+    )
+
+
+def _record_outcomes(
+    connection: Connection,
+    change: GpResourceChanged,
+    counted: list[SubscriptionRow],
+    failures: list[str | None],
+    now: datetime,
+) -> Receipt | None:
+    """Each subscription's outcome, the audit trail, and — if any endpoint took it — the
+    receipt (first time only)."""
+    store, ledger = Subscriptions(connection), Ledger(connection)
+    for subscription, failure in zip(counted, failures, strict=True):
+        if failure is not None:
+            store.failed(subscription.subscription_id, failure)
+            continue
+        store.sent(subscription.subscription_id, now)
+        ledger.audit(
+            actor=f"service:{SERVICE}",
+            action="notified-gp",
+            referral_id=change.referral_id,
+            detail={
+                "subscription_id": str(subscription.subscription_id),
+                "resource": change.reference(),
+                "version": change.version_id,
+                "event_number": subscription.events_since_start,
+            },
+        )
+    if all(failure is not None for failure in failures):
+        return None
+    return ledger.record_gp_receipt(
+        change.resource_type, change.resource_id, change.version_id, "push", now
+    )
+
+
+async def _publish_receipt(receipt: Receipt, now: datetime) -> None:
     received = FeedbackReceivedByGp(
         referral_id=receipt.referral_id,
         organisation_id=receipt.organisation_id,

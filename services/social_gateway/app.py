@@ -148,9 +148,11 @@ async def report_status(referral_id: str, report: StatusReport, request: Request
     event = _event(
         ReferralStatusReported, report, referral_id=wanted, organisation_id=client.organisation
     )
-    async with engine.connect() as connection:
+    async with engine.begin() as connection:  # the referral stays locked until published
         verdict = await connection.run_sync(_prejudge_status, event.data, client)
-    return await _publish(event, verdict, client)
+        reply = await _publish(event, verdict, client)
+        await connection.run_sync(_remember_report, event, client, verdict)
+    return reply
 
 
 @app.post("/social/v1/referrals/{referral_id}/signals", status_code=202, responses=_POST_RESPONSES)
@@ -158,9 +160,11 @@ async def raise_signal(referral_id: str, report: SignalReport, request: Request)
     client = _authenticate(request)
     wanted = _referral_id(referral_id)
     event = _event(SignalRaised, report, referral_id=wanted, organisation_id=client.organisation)
-    async with engine.connect() as connection:
+    async with engine.begin() as connection:
         verdict = await connection.run_sync(_prejudge_signal, wanted, client)
-    return await _publish(event, verdict, client)
+        reply = await _publish(event, verdict, client)
+        await connection.run_sync(_remember_report, event, client, verdict)
+    return reply
 
 
 def _event(kind: Any, report: BaseModel, **names: Any) -> Any:
@@ -181,10 +185,17 @@ def _prejudge_status(
     connection: Connection, reported: ReferralStatusReported, client: Client
 ) -> Verdict:
     row = _assigned(connection, reported.referral_id, client)
-    current = WelfareStatus(row.welfare_status) if row.welfare_status else None
+    # Judged against the newest of what was applied and what was POSTed before (published,
+    # maybe not yet applied), so a case system may POST its statuses in quick succession.
+    current: WelfareStatus | None
+    if row.reported_sequence > row.status_sequence and row.reported_status:
+        current, last_sequence = WelfareStatus(row.reported_status), row.reported_sequence
+    else:
+        current = WelfareStatus(row.welfare_status) if row.welfare_status else None
+        last_sequence = row.status_sequence
     return judge_report(
         current,
-        row.status_sequence,
+        last_sequence,
         gp_withdrew=row.withdrawn_by_gp,
         incoming=reported.status,
         sequence=reported.sequence,
@@ -199,8 +210,23 @@ def _prejudge_signal(connection: Connection, referral_id: uuid.UUID, client: Cli
     return Verdict(apply=True)
 
 
+def _remember_report(
+    connection: Connection, event: CloudEvent[Any], client: Client, verdict: Verdict
+) -> None:
+    ledger = Ledger(connection)
+    data = event.data
+    if isinstance(data, ReferralStatusReported) and not verdict.duplicate:
+        ledger.record_reported(data.referral_id, data.status.value, data.sequence)
+    ledger.audit(
+        actor=f"client:{client.client_id}",
+        action="reported-status" if isinstance(data, ReferralStatusReported) else "raised-signal",
+        referral_id=data.referral_id,
+        detail={"event_id": event.id, "duplicate": verdict.duplicate},
+    )
+
+
 def _assigned(connection: Connection, referral_id: uuid.UUID, client: Client) -> ReferralRow:
-    row = Ledger(connection).referral(referral_id)
+    row = Ledger(connection).referral_for_update(referral_id)
     if row is None:
         raise Problem(404, "Not Found", f"no referral {referral_id}")
     if row.organisation_id != client.organisation:
