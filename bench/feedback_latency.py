@@ -67,10 +67,13 @@ class PushEndpoint:
         endpoint = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as a GP system's endpoint would
+
             def do_POST(self) -> None:
                 bundle = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 now = time.perf_counter()
                 self.send_response(200)
+                self.send_header("Content-Length", "0")
                 self.end_headers()
                 kind = _notification_type(bundle)
                 if kind == "handshake":

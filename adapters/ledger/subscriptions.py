@@ -110,15 +110,17 @@ class Subscriptions:
         ).first()
         return row is not None
 
-    def count_event(self, organisation: str) -> list[SubscriptionRow]:
+    def count_event(self, organisation: str, at: datetime) -> list[SubscriptionRow]:
         """Count one more event for every active subscription of the organisation, in one
-        statement; each row comes back with its new ``events_since_start``."""
+        statement; each row comes back with its new ``events_since_start``. The send is
+        stamped now (it follows at once; a failure puts the subscription in error), so the
+        heartbeat clock restarts without a second write to the same row."""
         rows = self.connection.execute(
             update(subscriptions)
             .where(
                 (subscriptions.c.organisation == organisation) & (subscriptions.c.status == ACTIVE)
             )
-            .values(events_since_start=subscriptions.c.events_since_start + 1)
+            .values(events_since_start=subscriptions.c.events_since_start + 1, last_sent_at=at)
             .returning(*subscriptions.c)
         )
         return sorted((_row(r) for r in rows), key=lambda r: (r.created_at, r.subscription_id))

@@ -26,6 +26,7 @@ from faststream.kafka import KafkaMessage
 from sqlalchemy import Connection
 
 from adapters.database import make_async_engine
+from adapters.directory import load_directory
 from adapters.ledger.repository import Announcement, DueTimer, Ledger
 from adapters.runtime import configure_logging, make_app, make_broker
 from adapters.runtime.kafka import consumer_group
@@ -39,7 +40,6 @@ from services.feedback.apply import apply_signal, apply_status
 from services.feedback.settings import FeedbackSettings
 
 SERVICE = "feedback"
-STATUS_PATTERN = r"brug\.social\.status\.[a-z0-9][a-z0-9-]*\.v1"
 CLOUDEVENTS_JSON = {"content-type": "application/cloudevents+json"}
 _EVENT_IDS = uuid.UUID("0b9b1f7c-3f47-4a43-8a5e-9d0e1f6d2c11")
 
@@ -47,6 +47,7 @@ settings = FeedbackSettings()
 configure_logging(SERVICE, settings.log_level, settings.log_format)
 log = structlog.get_logger(f"brug.{SERVICE}")
 engine = make_async_engine(settings.database_url)
+directory = load_directory(settings.directory_path)
 broker = make_broker(settings, service=SERVICE)
 app = make_app(
     broker,
@@ -77,7 +78,6 @@ overdue = broker.publisher(
 FromCaseSystem = CloudEvent[ReferralStatusReported] | CloudEvent[SignalRaised]
 
 
-@broker.subscriber(pattern=STATUS_PATTERN, group_id=consumer_group(SERVICE))
 async def handle_case_system_event(event: FromCaseSystem, message: KafkaMessage) -> None:
     record: Any = message.raw_message  # one ConsumerRecord: not a batch subscriber
     sender = record.topic.split(".")[3]
@@ -92,6 +92,18 @@ async def handle_case_system_event(event: FromCaseSystem, message: KafkaMessage)
         event_type=event.type,
         problem=verdict.problem.value if verdict.problem else None,
     )
+
+
+# One subscriber per organisation's status topic (from the directory; a new organisation
+# needs a restart, as for the router), each with one consumer per partition: partitions are
+# handled concurrently, each still in order, each committing only what it handled. (A
+# pattern subscription cannot do that while committing per record.)
+for _organisation in directory.organisations:
+    handle_case_system_event = broker.subscriber(
+        topics.social_status(_organisation.id),
+        group_id=f"{consumer_group(SERVICE)}.{_organisation.id}",
+        max_workers=settings.feedback_workers,
+    )(handle_case_system_event)
 
 
 async def _apply(sender: str, event: FromCaseSystem) -> Verdict:

@@ -15,3 +15,6 @@ class FeedbackSettings(ServiceSettings):
         description="How often changes made elsewhere (the GP's withdrawal) are looked for; "
         "this service's own changes are announced at once.",
     )
+    feedback_workers: int = Field(
+        default=3, ge=1, description="Consumers per status topic; useful up to its partitions."
+    )

@@ -4,7 +4,8 @@ Kafka side: every ``GpResourceChanged`` on ``brug.gp.changes.<client>.v1`` is co
 for each ``active`` Subscription of that client's GP organisation and POSTed to its
 endpoint as a notification Bundle naming the Task or Communication (no content: the GP
 system reads it through the FHIR API). A record is finished, for every subscription,
-before the next: notifications of one subscription arrive in order. An endpoint that
+before the next of its partition: one referral's notifications arrive in order (event
+numbers, counted atomically per subscription, order them across referrals). An endpoint that
 fails a few quick attempts puts its subscription in ``error`` (readable in ``$status``),
 so one bad endpoint never blocks the partition. A 2xx is a receipt for the welfare
 organisation (``FeedbackReceivedByGp``, channel ``push``) the first time.
@@ -75,7 +76,6 @@ receipts = broker.publisher(
 _http = httpx.AsyncClient(timeout=settings.notify_timeout_seconds, follow_redirects=False)
 
 
-@broker.subscriber(pattern=topics.GP_CHANGES_PATTERN, group_id=consumer_group("gp_notify"))
 async def notify_subscriptions(event: CloudEvent[GpResourceChanged], message: KafkaMessage) -> None:
     """Count, deliver to every subscription at once, then record outcomes and the receipt in
     one transaction: three round trips to the database whatever the number of subscriptions."""
@@ -86,13 +86,15 @@ async def notify_subscriptions(event: CloudEvent[GpResourceChanged], message: Ka
     if organisation is None:
         log.warning("change for an unknown GP client", client_id=client_id)
         return
+    now = datetime.now(UTC)
     async with engine.begin() as connection:
-        counted = await connection.run_sync(lambda c: Subscriptions(c).count_event(organisation))
+        counted = await connection.run_sync(
+            lambda c: Subscriptions(c).count_event(organisation, now)
+        )
     if not counted:
         return
     focus = f"{settings.fhir_base_url.rstrip('/')}/{change.reference()}"
     failures = await asyncio.gather(*(_deliver(s, change, focus) for s in counted))
-    now = datetime.now(UTC)
     async with engine.begin() as connection:
         receipt = await connection.run_sync(_record_outcomes, change, counted, failures, now)
     for subscription, failure in zip(counted, failures, strict=True):
@@ -105,6 +107,17 @@ async def notify_subscriptions(event: CloudEvent[GpResourceChanged], message: Ka
         )
     if receipt is not None:
         await _publish_receipt(receipt, now)
+
+
+# One subscriber per GP system's change topic (from the client registry), each with one
+# consumer per partition: referrals on different partitions are notified concurrently, one
+# referral's notifications stay in order. Event numbers say the order across referrals.
+for _client_id in gp_organisations:
+    notify_subscriptions = broker.subscriber(
+        topics.gp_changes(_client_id),
+        group_id=f"{consumer_group('gp_notify')}.{_client_id}",
+        max_workers=settings.notify_workers,
+    )(notify_subscriptions)
 
 
 async def _deliver(
@@ -131,7 +144,6 @@ def _record_outcomes(
         if failure is not None:
             store.failed(subscription.subscription_id, failure)
             continue
-        store.sent(subscription.subscription_id, now)
         ledger.audit(
             actor=f"service:{SERVICE}",
             action="notified-gp",

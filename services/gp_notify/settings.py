@@ -22,3 +22,6 @@ class NotifySettings(ServiceSettings):
     notify_retry_seconds: float = Field(
         default=0.5, ge=0, description="Pause between those attempts (doubles each time)."
     )
+    notify_workers: int = Field(
+        default=3, ge=1, description="Consumers per change topic; useful up to its partitions."
+    )
