@@ -50,18 +50,57 @@ def capability_statement(base_url: str, software_version: str) -> dict[str, Any]
                 "resource": [
                     {
                         "type": "ServiceRequest",
-                        "interaction": [{"code": "create"}],
+                        "interaction": [
+                            {"code": "create"},
+                            {"code": "update"},
+                            {"code": "patch"},
+                        ],
                         "conditionalCreate": True,
-                        "documentation": "Patient and Consent contained in the ServiceRequest.",
+                        "documentation": (
+                            "Patient and Consent contained in the ServiceRequest. Setting "
+                            "status to 'revoked' (the only update or JSON Patch accepted) "
+                            "withdraws the referral, like cancelling its Task."
+                        ),
                     },
                     {
                         "type": "Task",
-                        "interaction": [{"code": "read"}, {"code": "update"}, {"code": "patch"}],
+                        "interaction": [
+                            {"code": "read"},
+                            {"code": "search-type"},
+                            {"code": "update"},
+                            {"code": "patch"},
+                        ],
                         "versioning": "versioned",
+                        "searchParam": [
+                            _search_param("_id", "token"),
+                            _search_param("focus", "reference"),
+                            _search_param("requester", "reference"),
+                            _search_param("owner", "reference"),
+                            _search_param("status", "token"),
+                            _search_param("_lastUpdated", "date"),
+                        ],
                         "documentation": (
-                            "Tracks a referral; the requesting organisation reads it, and "
-                            "withdraws the referral by setting status to 'cancelled' (the only "
-                            "update or JSON Patch accepted)."
+                            "Tracks a referral; the requesting organisation reads and searches "
+                            "it (_count/_offset paging, _sort=_lastUpdated|-_lastUpdated; an "
+                            "unknown parameter is refused), and withdraws the referral by "
+                            "setting status to 'cancelled' (the only update or JSON Patch "
+                            "accepted). On completion, output carries the closing summary, the "
+                            "linked activities and the feedback Communication."
+                        ),
+                    },
+                    {
+                        "type": "Communication",
+                        "interaction": [{"code": "read"}, {"code": "search-type"}],
+                        "searchParam": [
+                            _search_param("_id", "token"),
+                            _search_param("based-on", "reference"),
+                            _search_param("category", "token"),
+                        ],
+                        "documentation": (
+                            "From the welfare organisation to the requesting practice: the "
+                            "closing feedback (category wor-feedback, Positive Health as "
+                            "contained Observations when the patient consented) and signals "
+                            "(wor-signal). The first read is a receipt for the organisation."
                         ),
                     },
                     {
@@ -86,3 +125,7 @@ def capability_statement(base_url: str, software_version: str) -> dict[str, Any]
         ],
     }
     return CapabilityStatement.model_validate(document).model_dump(mode="json", exclude_none=True)
+
+
+def _search_param(name: str, kind: str) -> dict[str, str]:
+    return {"name": name, "type": kind}

@@ -73,7 +73,17 @@ def test_capability_statement_tells_what_is_supported(gp: httpx.Client) -> None:
     assert statement["fhirVersion"] == "4.0.1"
     rest = statement["rest"][0]
     assert [i["code"] for i in rest["interaction"]] == ["transaction"]
-    assert {r["type"] for r in rest["resource"]} == {"ServiceRequest", "Task"}
+    resources = {r["type"]: r for r in rest["resource"]}
+    assert set(resources) == {"ServiceRequest", "Task", "Communication", "Subscription"}
+    assert {p["name"] for p in resources["Task"]["searchParam"]} == {
+        "_id",
+        "focus",
+        "requester",
+        "owner",
+        "status",
+        "_lastUpdated",
+    }
+    assert {p["name"] for p in resources["Communication"]["searchParam"]} >= {"based-on"}
 
 
 def test_a_referral_reaches_the_organisation_minimised_and_its_details_only_by_pull(
