@@ -67,3 +67,19 @@ class Published(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     event_id: str
     duplicate: bool = False
+
+
+class StatusView(BaseModel):
+    """``GET /social/v1/referrals/{id}/status``: where Brug has the referral, for a case
+    system without Kafka to reconcile with (it does not read the problem topic)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    referral_id: UUID
+    status: str | None = Field(description="The last welfare status applied; null if none yet.")
+    sequence: int = Field(description="Its sequence: the next status needs a higher one.")
+    business_status: str | None
+    posted_sequence: int = Field(
+        description="The highest sequence POSTed over HTTPS; above ``sequence`` while it is "
+        "still being applied, or if the feedback service refused it (a race with another event)."
+    )
+    withdrawn_by_gp: bool

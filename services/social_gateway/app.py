@@ -32,7 +32,7 @@ from adapters.runtime.service import READY_LOG_LINE, brug_version, make_asyncapi
 from contracts import topics
 from contracts.cloudevents import CloudEvent
 from contracts.codes import ReferralStatus
-from contracts.details import Published, ReferralDetails
+from contracts.details import Published, ReferralDetails, StatusView
 from contracts.events.status import (
     ReferralStatusReported,
     SignalRaised,
@@ -125,6 +125,43 @@ async def referral_details(referral_id: str, request: Request) -> Response:
     if status != 200:
         raise Problem(status, body["title"], body["detail"])
     return JSONResponse(body, 200, headers={"Cache-Control": "no-store"})
+
+
+@app.get(
+    "/social/v1/referrals/{referral_id}/status",
+    responses={
+        200: {"model": StatusView, "description": "The status Brug applied"},
+        401: {"description": "No or an invalid bearer token"},
+        403: {"description": "Assigned to another organisation"},
+        404: {"description": "No such referral"},
+    },
+)
+async def applied_status(referral_id: str, request: Request) -> Response:
+    client = _authenticate(request)
+    wanted = _referral_id(referral_id)
+    async with engine.begin() as connection:
+        view = await connection.run_sync(_status_view, wanted, client)
+    return JSONResponse(view.model_dump(mode="json"), 200, headers={"Cache-Control": "no-store"})
+
+
+def _status_view(connection: Connection, referral_id: uuid.UUID, client: Client) -> StatusView:
+    ledger = Ledger(connection)
+    row = ledger.referral(referral_id)
+    if row is None:
+        raise Problem(404, "Not Found", f"no referral {referral_id}")
+    if row.organisation_id != client.organisation:
+        raise Problem(403, "Forbidden", "this referral is not assigned to your organisation")
+    ledger.audit(
+        actor=f"client:{client.client_id}", action="read-status", referral_id=referral_id, detail={}
+    )
+    return StatusView(
+        referral_id=referral_id,
+        status=row.welfare_status,
+        sequence=row.status_sequence,
+        business_status=row.business_status,
+        posted_sequence=row.reported_sequence,
+        withdrawn_by_gp=row.withdrawn_by_gp,
+    )
 
 
 _POST_RESPONSES: dict[int | str, dict[str, Any]] = {

@@ -1,5 +1,6 @@
-"""Killing the router (the translating consumer) mid-stream loses and duplicates nothing
-downstream: every referral reaches its organisation, each under exactly one event id."""
+"""Killing a service loses and duplicates nothing: the router (the translating consumer)
+mid-stream, every referral still reaching its organisation under exactly one event id; the
+feedback service, its service-level timers still firing once it is back."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ import pytest
 from contracts import topics
 from deploy.devstack.processes import ManagedProcess
 from deploy.devstack.stack import DevStack
-from tests.e2e.conftest import new_bundle, referral_id_of, task_of
-from tests.helpers import collect_by_key
+from tests.e2e.conftest import OVERDUE_AT_ONCE, new_bundle, referral_id_of, resource, task_of
+from tests.helpers import collect_by_key, records_with_key, wait_for_record
 
 pytestmark = pytest.mark.integration
 
@@ -59,3 +60,32 @@ def _filed_by_case_system(stack: DevStack, wanted: set[str]) -> list[str]:
             return filed
         time.sleep(0.3)
     return filed
+
+
+def test_service_level_timers_survive_the_feedback_service_being_killed(
+    stack: DevStack, gp: httpx.Client, kafka_topics: str
+) -> None:
+    """The timers are due dates in the ledger: a referral routed while the feedback service
+    is down still gets its overdue event once the service is back."""
+    feedback = ManagedProcess("feedback", stack.config.state_dir)
+    feedback.kill()  # SIGKILL
+    assert not feedback.is_running()
+    bundle = new_bundle()
+    resource(bundle, "Patient")["address"] = [
+        {"use": "home", "line": ["Voorstraat 2"], "postalCode": "3311 AB", "city": "Dordrecht"}
+    ]
+    reply = gp.post("", json=bundle)
+    assert reply.status_code == 201, reply.text
+    referral_id = referral_id_of(task_of(reply))
+    wait_for_record(
+        kafka_topics,
+        topics.social_referrals(OVERDUE_AT_ONCE),
+        lambda r: r.key == referral_id.encode(),
+    )  # routed, so its timers run, while nobody watches them
+
+    stack.start_services()
+
+    record = wait_for_record(kafka_topics, topics.OVERDUE, lambda r: r.key == referral_id.encode())
+    assert json.loads(record.value)["data"]["timer"] == "received"
+    overdue = records_with_key(kafka_topics, topics.OVERDUE, referral_id.encode())
+    assert len({json.loads(value)["id"] for value in overdue}) == 1

@@ -266,10 +266,17 @@ def test_the_case_system_hears_at_once_what_cannot_be_applied(
     assert no_outcome.status_code == 422
     repeat = _post_status(welfare, referral_id, "accepted", 1)
     assert repeat.status_code == 202 and repeat.json()["duplicate"] is True
+    applied = welfare.get(f"/social/v1/referrals/{referral_id}/status").json()
+    assert (applied["status"], applied["sequence"], applied["posted_sequence"]) == (
+        "accepted",
+        1,
+        1,
+    )
 
     welfare.headers["Authorization"] = f"Bearer {WELFARE_LELYSTAD}"
     foreign = _post_status(welfare, referral_id, "in-progress", 2)
     assert foreign.status_code == 403
+    assert welfare.get(f"/social/v1/referrals/{referral_id}/status").status_code == 403
     assert gp.get(f"/Task/{task_id}").json()["meta"]["versionId"] == "2"
 
 
