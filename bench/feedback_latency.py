@@ -22,13 +22,11 @@ import argparse
 import asyncio
 import json
 import os
-import tempfile
 import threading
 import time
 import uuid
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -43,13 +41,14 @@ from bench.referral_path import (
     _http,
     _open_loop,
     baseline_latency,
+    bench_stack,
     submit,
 )
 from contracts import topics
 from contracts.cloudevents import CloudEvent
 from contracts.events.status import ReferralStatusReported, WelfareStatus
 from contracts.fhir_systems import BACKPORT_PAYLOAD_CONTENT, REFERRAL_FEEDBACK_TOPIC
-from deploy.devstack.stack import DevStack, StackConfig, dev_tokens
+from deploy.devstack.stack import DevStack, dev_tokens
 from tests.conftest import free_port
 
 ORGANISATION = "dynamo-amsterdam"
@@ -272,22 +271,7 @@ def main() -> None:
     )
     parser.add_argument("--seconds", type=float, default=10.0)
     options = parser.parse_args()
-    state_dir = Path(tempfile.mkdtemp(prefix="brug-bench-"))
-    state_dir.chmod(0o755)
-    stack = DevStack(
-        StackConfig(
-            state_dir=state_dir,
-            kafka_port=free_port(),
-            kafka_controller_port=free_port(),
-            postgres_port=free_port(),
-            fhir_port=free_port(),
-            social_port=free_port(),
-            external_kafka=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"),
-            external_database=os.environ.get("BRUG_DATABASE_URL"),
-        ),
-        services=("fhir_gateway", "router", "feedback", "gp_notify"),
-        simulated_organisations=(),
-    )
+    stack = bench_stack(("fhir_gateway", "router", "feedback", "gp_notify"))
     try:
         stack.up()
         ensure_topics(stack.bootstrap_servers, [TopicSpec(BASELINE_TOPIC)])

@@ -260,17 +260,12 @@ def _row(name: str, brug: float, baseline: float, number: str) -> str:
     return f"| {name} | {number.format(brug)} | {number.format(baseline)} | {ratio:.2f} |"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument(
-        "--rates", type=lambda text: [float(r) for r in text.split(",")], default=[25.0, 100.0]
-    )
-    parser.add_argument("--concurrency", type=int, default=32)
-    options = parser.parse_args()
+def bench_stack(services: tuple[str, ...]) -> DevStack:
+    """Kafka, PostgreSQL (or KAFKA_BOOTSTRAP_SERVERS / BRUG_DATABASE_URL) and ``services``
+    on free ports in a throw-away folder; no simulated case systems."""
     state_dir = Path(tempfile.mkdtemp(prefix="brug-bench-"))
     state_dir.chmod(0o755)
-    stack = DevStack(
+    return DevStack(
         StackConfig(
             state_dir=state_dir,
             kafka_port=free_port(),
@@ -281,9 +276,20 @@ def main() -> None:
             external_kafka=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"),
             external_database=os.environ.get("BRUG_DATABASE_URL"),
         ),
-        services=("fhir_gateway", "router"),
+        services=services,
         simulated_organisations=(),
     )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--rates", type=lambda text: [float(r) for r in text.split(",")], default=[25.0, 100.0]
+    )
+    parser.add_argument("--concurrency", type=int, default=32)
+    options = parser.parse_args()
+    stack = bench_stack(("fhir_gateway", "router"))
     try:
         stack.up()
         ensure_topics(stack.bootstrap_servers, [TopicSpec(BASELINE_TOPIC)])

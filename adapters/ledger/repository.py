@@ -319,12 +319,15 @@ class Ledger:
         at: datetime,
         organisation_id: str | None = None,
         reason: str | None = None,
+        also: dict[str, Any] | None = None,
     ) -> None:
+        """A new Task status (and version), with ``also`` written in the same UPDATE."""
         values: dict[str, Any] = {
             "status": status.value,
             "updated_at": at,
             "status_reason": reason,
             "version": referrals.c.version + 1,
+            **(also or {}),
         }
         if organisation_id is not None:
             values["organisation_id"] = organisation_id
@@ -347,21 +350,16 @@ class Ledger:
         outcome: dict[str, Any] | None = None,
     ) -> None:
         """A status from the welfare side: its own view plus what the GP's Task shows."""
-        values: dict[str, Any] = {
+        welfare: dict[str, Any] = {
             "welfare_status": welfare_status,
             "status_sequence": sequence,
             "business_status": business_status,
-            "status": task_status.value,
-            "updated_at": at,
-            "status_reason": reason,
-            "version": referrals.c.version + 1,
         }
         if outcome is not None:
-            values["outcome"] = outcome
-        self.connection.execute(
-            update(referrals).where(referrals.c.referral_id == referral_id).values(**values)
+            welfare["outcome"] = outcome
+        self.change_status(
+            referral_id, task_status, source=source, at=at, reason=reason, also=welfare
         )
-        self._append_history(referral_id, task_status, source, at)
 
     def set_due_dates(self, referral_id: UUID, received: datetime, contact: datetime) -> None:
         self.connection.execute(
