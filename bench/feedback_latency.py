@@ -32,16 +32,14 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaProducer
 
-from adapters.kafka_admin import TopicSpec, ensure_topics
 from bench.referral_path import (
-    BASELINE_TOPIC,
     ORGANISATION_TOPIC,
     Arrivals,
     Figures,
     _http,
     _open_loop,
     baseline_latency,
-    bench_stack,
+    run_benchmark,
     submit,
 )
 from contracts import topics
@@ -270,15 +268,8 @@ def main() -> None:
         "--rates", type=lambda text: [float(r) for r in text.split(",")], default=[25.0, 100.0]
     )
     parser.add_argument("--seconds", type=float, default=10.0)
-    options = parser.parse_args()
-    stack = bench_stack(("fhir_gateway", "router", "feedback", "gp_notify"))
-    try:
-        stack.up()
-        ensure_topics(stack.bootstrap_servers, [TopicSpec(BASELINE_TOPIC)])
-        figures = asyncio.run(measure(stack, options))
-        print(report(figures, options))
-    finally:
-        stack.down()
+    services = ("fhir_gateway", "router", "feedback", "gp_notify")
+    run_benchmark(services, measure, report, parser.parse_args())
 
 
 if __name__ == "__main__":

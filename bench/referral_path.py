@@ -288,8 +288,14 @@ def main() -> None:
         "--rates", type=lambda text: [float(r) for r in text.split(",")], default=[25.0, 100.0]
     )
     parser.add_argument("--concurrency", type=int, default=32)
-    options = parser.parse_args()
-    stack = bench_stack(("fhir_gateway", "router"))
+    run_benchmark(("fhir_gateway", "router"), measure, report, parser.parse_args())
+
+
+def run_benchmark(
+    services: tuple[str, ...], measure: Any, report: Any, options: argparse.Namespace
+) -> None:
+    """Start the stack, create the baseline topic, measure, print the report, stop."""
+    stack = bench_stack(services)
     try:
         stack.up()
         ensure_topics(stack.bootstrap_servers, [TopicSpec(BASELINE_TOPIC)])

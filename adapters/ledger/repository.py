@@ -698,12 +698,15 @@ class Ledger:
             .limit(query.count)
             .offset(query.offset)
         ).all()
-        found = []
-        for row in rows:
-            referral = self.referral(row.referral)
-            assert referral is not None
-            found.append((_communication(row), referral))
-        return found, total
+        # One query for the page's referrals, not one per Communication.
+        wanted = {row.referral for row in rows}
+        by_id = {
+            r.referral_id: _referral_row(r)
+            for r in self.connection.execute(
+                select(referrals).where(referrals.c.referral_id.in_(wanted))
+            )
+        }
+        return [(_communication(row), by_id[row.referral]) for row in rows], total
 
     def communication_with_action_task(self, task_id: UUID) -> CommunicationRow | None:
         found = self.communications(communications.c.action_task_id == task_id)
