@@ -1,17 +1,20 @@
 """Kafka administration through kafka-python: reachability, topic creation, health.
 
-Used by the dev stack, the tests and (later) the operator tooling; services talk
-to Kafka through FastStream instead (``adapters.runtime.kafka``).
+Used by the dev stack, the tests and the operator tooling (console, ``brug lag``);
+services talk to Kafka through FastStream instead (``adapters.runtime.kafka``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import time
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
-from kafka import KafkaAdminClient
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
@@ -93,3 +96,121 @@ def ensure_topics(bootstrap_servers: str, topics: Iterable[TopicSpec]) -> list[s
         return [topic.name for topic in missing]
     finally:
         admin.close()
+
+
+@dataclass(frozen=True)
+class GroupLag:
+    """How far one consumer group is behind on one topic (summed over partitions)."""
+
+    group: str
+    topic: str
+    lag: int
+    committed: int
+    end: int
+
+
+def _offsets_reader(bootstrap_servers: str) -> KafkaConsumer:
+    # No group: it only asks for offsets and never joins, commits or reads a record.
+    return KafkaConsumer(
+        bootstrap_servers=bootstrap_servers,
+        client_id="brug-admin-offsets",
+        enable_auto_commit=False,
+        request_timeout_ms=5000,
+    )
+
+
+def consumer_lag(bootstrap_servers: str) -> list[GroupLag]:
+    """Every consumer group's lag per topic (end offset minus committed offset): Brug's
+    services and the organisations' case systems alike."""
+    admin = _admin(bootstrap_servers)
+    reader = _offsets_reader(bootstrap_servers)
+    try:
+        groups = sorted(group["group_id"] for group in admin.list_groups())
+        found = admin.list_group_offsets({group: None for group in groups}) if groups else {}
+        committed = {
+            group: {tp: meta.offset for tp, meta in offsets.items()}
+            for group, offsets in found.items()
+        }
+        partitions = {tp for offsets in committed.values() for tp in offsets}
+        ends = reader.end_offsets(list(partitions)) if partitions else {}
+    finally:
+        reader.close()
+        admin.close()
+    return _summed_lag(committed, ends)
+
+
+def _summed_lag(
+    committed: dict[str, dict[TopicPartition, int]], ends: dict[TopicPartition, int]
+) -> list[GroupLag]:
+    totals: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
+    for group, offsets in committed.items():
+        for tp, offset in offsets.items():
+            end = ends.get(tp, offset)
+            total = totals[(group, tp.topic)]
+            total[0] += max(0, end - max(offset, 0))
+            total[1] += max(offset, 0)
+            total[2] += end
+    return [GroupLag(g, t, lag, c, e) for (g, t), (lag, c, e) in sorted(totals.items())]
+
+
+def messages_per_minute(
+    bootstrap_servers: str, minutes: int = 60, prefix: str = "brug.", now: datetime | None = None
+) -> dict[str, list[int]]:
+    """Records written per topic in each of the last ``minutes`` minutes, oldest first.
+
+    Read from Kafka's own record timestamps (``offsets_for_times``), so it needs no sampler
+    and is right from the first look, after restarts too."""
+    reader = _offsets_reader(bootstrap_servers)
+    try:
+        topics = sorted(t for t in reader.topics() if t.startswith(prefix))
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in topics
+            for p in reader.partitions_for_topic(topic) or ()
+        ]
+        if not partitions:
+            return {}
+        ends = reader.end_offsets(partitions)
+        end_minute = (now or datetime.now(UTC)).replace(second=0, microsecond=0) + timedelta(
+            minutes=1
+        )
+        boundaries = [end_minute - timedelta(minutes=minutes - i) for i in range(minutes + 1)]
+        offsets_at = [_offsets_at(reader, partitions, ends, at) for at in boundaries]
+    finally:
+        reader.close()
+    return {
+        topic: [
+            sum(later[tp] - earlier[tp] for tp in partitions if tp.topic == topic)
+            for earlier, later in itertools.pairwise(offsets_at)
+        ]
+        for topic in topics
+    }
+
+
+def _offsets_at(
+    reader: KafkaConsumer,
+    partitions: list[TopicPartition],
+    ends: dict[TopicPartition, int],
+    at: datetime,
+) -> dict[TopicPartition, int]:
+    """Per partition, the offset of the first record written at or after ``at``."""
+    millis = int(at.timestamp() * 1000)
+    found = reader.offsets_for_times({tp: millis for tp in partitions})
+    return {tp: found[tp].offset if found.get(tp) else ends[tp] for tp in partitions}
+
+
+def republish(
+    bootstrap_servers: str,
+    topic: str,
+    value: bytes,
+    key: bytes | None,
+    headers: list[tuple[str, bytes]],
+) -> None:
+    """Write one record again (an operator's replay), acknowledged by every in-sync replica."""
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap_servers, client_id="brug-replay", acks="all", retries=5
+    )
+    try:
+        producer.send(topic, value=value, key=key, headers=headers).get(timeout=15)
+    finally:
+        producer.close()

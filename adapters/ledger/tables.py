@@ -14,6 +14,7 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     String,
     Table,
+    Text,
     UniqueConstraint,
     Uuid,
     func,
@@ -208,4 +209,41 @@ subscriptions = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("resource", JSONB, nullable=False),  # the Subscription as the GP posted it
     Index("ix_subscriptions_organisation", "organisation", "status"),
+)
+
+# Dead letters the console consumed from brug.deadletter.v1, for operators to act on.
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    Column("dead_letter_id", String(64), primary_key=True),
+    Column("referral_id", Uuid, nullable=True, index=True),
+    Column("reason", String(32), nullable=False),
+    Column("detail", String(2000), nullable=False),
+    Column("service", String(63), nullable=False),
+    Column("original_topic", String(255), nullable=False),
+    Column("original_partition", Integer, nullable=False),
+    Column("original_offset", BigInteger, nullable=False),
+    Column("original_key", String(255), nullable=True),
+    # May hold personal data (e.g. a GP's Bundle): shown only on an audited reveal.
+    Column("original_value", Text, nullable=False),
+    Column("original_headers", JSONB, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("failed_at", DateTime(timezone=True), nullable=False),
+    Column("state", String(16), nullable=False),  # parked | replayed | discarded
+    Column("resolved_at", DateTime(timezone=True), nullable=True),
+    Column("resolved_by", String(128), nullable=True),
+    Column("note", String(2000), nullable=True),
+    Index("ix_dead_letters_parked", "failed_at", postgresql_where=text("state = 'parked'")),
+)
+
+# Console logins: only the token's hash is stored, so a database read cannot hijack one.
+operator_sessions = Table(
+    "operator_sessions",
+    metadata,
+    Column("session_hash", String(64), primary_key=True),
+    Column("username", String(64), nullable=False),
+    Column("role", String(32), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
 )

@@ -30,6 +30,7 @@ SERVICES: tuple[str, ...] = (
     "webhook_delivery",
     "feedback",
     "gp_notify",
+    "console",
 )
 # Signing secrets of the sample directory's webhook organisations (dev only; set your own).
 DEV_WEBHOOK_SECRETS = {"BRUG_WEBHOOK_SECRET_XTRA_ZOETERMEER": "dev-webhook-secret-xtra"}
@@ -49,6 +50,7 @@ class StackConfig:
     postgres_port: int = 15432
     fhir_port: int = 8080
     social_port: int = 8081
+    console_port: int = 8082
     external_kafka: str | None = None
     external_database: str | None = None
     directory_path: Path = DEFAULT_DIRECTORY
@@ -64,6 +66,7 @@ class StackConfig:
             postgres_port=int(env.get("BRUG_POSTGRES_PORT", 15432)),
             fhir_port=int(env.get("BRUG_FHIR_PORT", 8080)),
             social_port=int(env.get("BRUG_SOCIAL_PORT", 8081)),
+            console_port=int(env.get("BRUG_CONSOLE_PORT", 8082)),
             external_kafka=env.get("KAFKA_BOOTSTRAP_SERVERS")
             or env.get("BRUG_KAFKA_BOOTSTRAP_SERVERS"),
             external_database=env.get("BRUG_DATABASE_URL"),
@@ -111,6 +114,10 @@ class DevStack:
     @property
     def social_base_url(self) -> str:
         return f"http://127.0.0.1:{self.config.social_port}"
+
+    @property
+    def console_url(self) -> str:
+        return f"http://127.0.0.1:{self.config.console_port}"
 
     def service_process(self, name: str) -> ManagedProcess:
         return ManagedProcess(name, self.config.state_dir)
@@ -222,6 +229,7 @@ class DevStack:
             "BRUG_FHIR_PORT": str(self.config.fhir_port),
             "BRUG_FHIR_BASE_URL": self.fhir_base_url,
             "BRUG_SOCIAL_PORT": str(self.config.social_port),
+            "BRUG_CONSOLE_PORT": str(self.config.console_port),
             "BRUG_DETAILS_BASE_URL": f"{self.social_base_url}/social/v1/referrals/",
             "PYTHONUNBUFFERED": "1",
         }

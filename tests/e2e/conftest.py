@@ -110,6 +110,7 @@ def stack(
             state_dir=infrastructure_dir / "e2e",
             fhir_port=free_port(),
             social_port=free_port(),
+            console_port=free_port(),
             external_kafka=kafka_topics,
             external_database=database_url,
             directory_path=directory_path,

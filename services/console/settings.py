@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from adapters.runtime import ServiceSettings
+from adapters.runtime.settings import DEPLOY_DIR
+
+
+class ConsoleSettings(ServiceSettings):
+    console_host: str = "127.0.0.1"
+    console_port: int = 8082
+    operators_path: Path = Field(
+        default=DEPLOY_DIR / "operators" / "dev.json",
+        description="Who may log in, with scrypt password hashes and roles.",
+    )
+    session_idle_minutes: int = Field(
+        default=30, gt=0, description="A session ends after this long without a request."
+    )
+    secure_cookies: bool = Field(
+        default=False, description="Mark cookies Secure; set true whenever served over TLS."
+    )
+    service_metrics_urls: dict[str, str] = Field(
+        default_factory=dict,
+        description="Service name → its /metrics URL (JSON); health is read from there.",
+    )
+    flows_cache_seconds: float = Field(
+        default=5.0, ge=0, description="How long flow figures are reused between page loads."
+    )
