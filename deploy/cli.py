@@ -21,6 +21,13 @@ directory_cli = typer.Typer(
 ledger_cli = typer.Typer(help="The referral ledger.", no_args_is_help=True)
 app.add_typer(directory_cli, name="directory")
 app.add_typer(ledger_cli, name="ledger")
+dlq_cli = typer.Typer(
+    help="Dead letters: what a service could not process, parked for an operator.",
+    no_args_is_help=True,
+)
+app.add_typer(dlq_cli, name="dlq")
+operators_cli = typer.Typer(help="Console operators.", no_args_is_help=True)
+app.add_typer(operators_cli, name="operators")
 
 StateDir = Annotated[
     Path | None,
@@ -170,6 +177,166 @@ def ledger_purge_details() -> None:
         )
     engine.dispose()
     typer.echo(f"erased the personal details of {erased} referral(s)")
+
+
+def _operator_actor() -> str:
+    """Who acts on the command line, for the audit trail."""
+    import getpass
+
+    return f"cli:{getpass.getuser()}"
+
+
+def _engine():  # type: ignore[no-untyped-def]
+    from adapters.database import make_engine
+    from adapters.runtime import ServiceSettings
+
+    return make_engine(ServiceSettings().database_url)
+
+
+@app.command("trace")
+def trace(
+    referral: Annotated[
+        str, typer.Argument(help="Referral id, Task id or ServiceRequest identifier")
+    ],
+) -> None:
+    """One referral end to end: every step across the services, as the console shows it."""
+    from adapters.ledger.operations import Operations
+    from adapters.ledger.repository import Ledger
+    from adapters.ledger.timeline import format_duration, referral_timeline
+
+    engine = _engine()
+    with engine.begin() as connection:
+        found = Operations(connection).find_referral(referral)
+        timeline = referral_timeline(connection, found) if found else None
+        if timeline is not None:
+            Ledger(connection).audit(
+                actor=_operator_actor(), action="viewed-timeline", referral_id=found, detail={}
+            )
+    engine.dispose()
+    if timeline is None:
+        raise RuntimeError(f"no referral with id, Task id or identifier {referral!r}")
+    typer.echo(
+        f"referral {timeline.referral_id}  task {timeline.task_id}  "
+        f"organisation {timeline.organisation_id or '-'}  status {timeline.status}"
+    )
+    for step in timeline.steps:
+        typer.echo(step.line())
+    if timeline.total is not None:
+        typer.echo(f"{len(timeline.steps)} steps, first to last {format_duration(timeline.total)}")
+
+
+@dlq_cli.command("list")
+def dlq_list(
+    state: Annotated[str, typer.Option(help="parked, replayed, discarded or all")] = "parked",
+) -> None:
+    """Dead letters, newest first (metadata only)."""
+    from adapters.ledger.operations import Operations
+
+    engine = _engine()
+    with engine.connect() as connection:
+        letters = Operations(connection).dead_letters(None if state == "all" else state)
+    engine.dispose()
+    for letter in letters:
+        typer.echo(
+            f"{letter.dead_letter_id}  {letter.failed_at:%Y-%m-%d %H:%M:%S}  {letter.state:<9} "
+            f"{letter.reason:<16} {letter.service:<16} referral {letter.referral_id or '-'}"
+        )
+    typer.echo(f"{len(letters)} dead letter(s) {state}")
+
+
+@dlq_cli.command("show")
+def dlq_show(dead_letter_id: str) -> None:
+    """One dead letter: why, where from, headers. The original value (it may hold personal
+    data) is shown only in the console, to a privacy officer, audited."""
+    from adapters.ledger.operations import Operations
+
+    engine = _engine()
+    with engine.connect() as connection:
+        letter = Operations(connection).dead_letter(dead_letter_id)
+    engine.dispose()
+    if letter is None:
+        raise RuntimeError(f"no dead letter {dead_letter_id}")
+    for label, value in (
+        ("state", letter.state),
+        ("reason", letter.reason),
+        ("detail", letter.detail),
+        ("service", letter.service),
+        ("failed at", letter.failed_at.isoformat()),
+        ("attempts", letter.attempts),
+        ("from", f"{letter.original_topic}/{letter.original_partition}@{letter.original_offset}"),
+        ("key", letter.original_key),
+        ("referral", letter.referral_id),
+        ("headers", json.dumps(letter.original_headers)),
+        ("value", f"{len(letter.original_value)} bytes (hidden)"),
+        ("resolved", f"{letter.resolved_by} {letter.note or ''}" if letter.resolved_by else "-"),
+    ):
+        typer.echo(f"{label:>10}: {value}")
+
+
+@dlq_cli.command("replay")
+def dlq_replay(
+    dead_letter_id: str, note: Annotated[str, typer.Option(help="What was fixed")] = ""
+) -> None:
+    """Send a dead letter to its topic again (after a fix), re-checking withdrawal and
+    erased details first; audited."""
+    from adapters.runtime import ServiceSettings
+    from services.console.actions import ActionRefused, replay_dead_letter
+
+    engine = _engine()
+    try:
+        result = replay_dead_letter(
+            engine,
+            ServiceSettings().kafka_bootstrap_servers,
+            dead_letter_id,
+            actor=_operator_actor(),
+            note=note,
+        )
+    except ActionRefused as refused:
+        raise RuntimeError(f"not replayed: {refused}") from None
+    finally:
+        engine.dispose()
+    typer.echo(result.message)
+
+
+@dlq_cli.command("discard")
+def dlq_discard(
+    dead_letter_id: str, note: Annotated[str, typer.Option(help="Why (required)")]
+) -> None:
+    """Give up on a dead letter, saying why; audited."""
+    from services.console.actions import ActionRefused, discard_dead_letter
+
+    engine = _engine()
+    try:
+        result = discard_dead_letter(engine, dead_letter_id, actor=_operator_actor(), note=note)
+    except ActionRefused as refused:
+        raise RuntimeError(f"not discarded: {refused}") from None
+    finally:
+        engine.dispose()
+    typer.echo(result.message)
+
+
+@app.command("lag")
+def lag(
+    all_groups: Annotated[bool, typer.Option("--all", help="Also groups with no lag")] = False,
+) -> None:
+    """Consumer lag per group and topic: how many messages wait to be handled."""
+    from adapters.kafka_admin import consumer_lag
+    from adapters.runtime import ServiceSettings
+
+    lags = consumer_lag(ServiceSettings().kafka_bootstrap_servers)
+    shown = [entry for entry in lags if all_groups or entry.lag]
+    for entry in shown:
+        typer.echo(f"{entry.group:<40} {entry.topic:<48} {entry.lag:>8}")
+    typer.echo(f"total lag {sum(entry.lag for entry in lags)} over {len(lags)} group/topic pair(s)")
+
+
+@operators_cli.command("hash-password")
+def operators_hash_password() -> None:
+    """Hash a console password for the operator registry (BRUG_OPERATORS_PATH)."""
+    from adapters.operators import hash_password
+
+    password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    typer.echo(hash_password(password))
 
 
 def _print_status(statuses) -> None:  # type: ignore[no-untyped-def]

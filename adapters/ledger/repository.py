@@ -117,6 +117,7 @@ class Assignment:
     outcome: str  # "assigned" | "already-assigned" | "unknown"
     organisation_id: str | None
     published: bool
+    held: bool = False  # on hold as unroutable until now (an operator's replay)
 
 
 @dataclass(frozen=True)
@@ -262,10 +263,11 @@ class Ledger:
             update(referrals)
             .where((referrals.c.referral_id == referral_id) & referrals.c.organisation_id.is_(None))
             .values(organisation_id=organisation_id, updated_at=at)
-            .returning(referrals.c.referral_id)
+            .returning(referrals.c.status)
         ).first()
         if assigned is not None:
-            return Assignment("assigned", organisation_id, published=False)
+            held = assigned.status == ReferralStatus.ON_HOLD.value
+            return Assignment("assigned", organisation_id, published=False, held=held)
         row = self.connection.execute(
             select(referrals.c.organisation_id, referrals.c.routed_event_published_at).where(
                 referrals.c.referral_id == referral_id

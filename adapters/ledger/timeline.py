@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -39,6 +39,8 @@ AUDITED_STEPS: dict[str, tuple[str, str]] = {
     "read-status": ("social_gateway", "applied status read by the case system"),
     "read-task": ("fhir_gateway", "Task read by the GP system"),
     "read-communication": ("fhir_gateway", "Communication read by the GP system"),
+    "search-task": ("fhir_gateway", "Task found by the GP system's search"),
+    "search-communication": ("fhir_gateway", "Communication found by the GP system's search"),
     "notified-gp": ("gp_notify", "notification pushed to the GP system"),
     "withdrawn": ("fhir_gateway", "withdrawn by the GP"),
     "replayed-dead-letter": ("console", "dead letter replayed by an operator"),
@@ -56,12 +58,19 @@ class Step:
     detail: str = ""
     took: timedelta | None = None  # since the step before
 
+    @property
+    def when(self) -> str:
+        """UTC to the millisecond, as both the console and ``brug trace`` show it."""
+        return self.at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+    @property
+    def took_text(self) -> str:
+        return "" if self.took is None else f"+{format_duration(self.took)}"
+
     def line(self) -> str:
-        """The step as ``brug trace`` prints it (and the console shows it)."""
-        took = "" if self.took is None else f"+{format_duration(self.took)}"
+        """The step as ``brug trace`` prints it: the console's timeline row, as text."""
         detail = f"  {self.detail}" if self.detail else ""
-        at = self.at.isoformat(timespec="milliseconds")
-        return f"{at}  {took:>10}  {self.service:<16} {self.step}{detail}"
+        return f"{self.when}  {self.took_text:>10}  {self.service:<16} {self.step}{detail}"
 
 
 @dataclass(frozen=True)
@@ -183,7 +192,7 @@ def _service_of(actor: str) -> str:
 
 def _describe(audit: Any) -> str:
     """Only the audit detail's metadata keys; notes and reasons stay in the audit log."""
-    shown = ("organisation_id", "status", "sequence", "channel", "reason_code", "outcome")
+    shown = ("organisation_id", "status", "event_id", "channel", "reason_code", "outcome")
     parts = [f"{key} {audit.detail[key]}" for key in shown if key in audit.detail]
     return f"by {audit.actor}" + (f"; {', '.join(parts)}" if parts else "")
 
@@ -208,7 +217,7 @@ def _status_steps(connection: Connection, referral_id: uuid.UUID) -> list[Step]:
 def _source_service(source: str) -> str:
     if source.startswith("welfare:"):
         return "feedback"
-    if source.startswith("gp:"):
+    if source == "gp" or source.startswith("gp:"):
         return "fhir_gateway"
     return source
 

@@ -16,7 +16,7 @@ import structlog
 from sqlalchemy import Connection
 
 from adapters.database import make_async_engine
-from adapters.directory import load_directory
+from adapters.directory import WatchedDirectory
 from adapters.ledger.repository import Assignment, Ledger
 from adapters.runtime import Unprocessable, configure_logging, make_app, make_broker
 from adapters.runtime.kafka import consumer_group
@@ -33,7 +33,7 @@ LEDGER_WAITS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2)  # seconds, about 0.4 s in al
 
 settings = RouterSettings()
 configure_logging(SERVICE, settings.log_level, settings.log_format)
-directory = load_directory(settings.directory_path)
+directory = WatchedDirectory(settings.directory_path)
 engine = make_async_engine(settings.database_url)
 broker = make_broker(settings, service=SERVICE)
 app = make_app(
@@ -76,7 +76,9 @@ async def handle_submitted(event: CloudEvent[ReferralSubmitted]) -> None:
     submitted = event.data
     now = datetime.now(UTC)
     try:
-        created = route(submitted, directory, details_base_url=settings.details_base_url, now=now)
+        created = route(
+            submitted, directory.current(), details_base_url=settings.details_base_url, now=now
+        )
     except Unprocessable as unroutable:
         async with engine.begin() as connection:
             await connection.run_sync(_hold, submitted.referral_id, unroutable.detail, now)
@@ -133,15 +135,21 @@ async def _assign_when_known(created: ReferralCreated, now: datetime) -> Assignm
 def _assign(connection: Connection, created: ReferralCreated, now: datetime) -> Assignment:
     ledger = Ledger(connection)
     assignment = ledger.assign(created.referral_id, created.organisation_id, at=now)
+    if assignment.held:
+        # Unroutable before, replayed by an operator after a fix: the GP sees it move on.
+        ledger.change_status(created.referral_id, ReferralStatus.REQUESTED, source=SERVICE, at=now)
     if assignment.outcome == "assigned":
-        organisation = directory.organisation(created.organisation_id)
+        organisation = directory.current().organisation(created.organisation_id)
         if organisation is not None:
             ledger.set_due_dates(created.referral_id, *due_dates(now, organisation.service_levels))
         ledger.audit(
             actor=f"service:{SERVICE}",
             action="routed",
             referral_id=created.referral_id,
-            detail={"organisation_id": created.organisation_id, "directory": directory.version},
+            detail={
+                "organisation_id": created.organisation_id,
+                "directory": directory.current().version,
+            },
         )
     return assignment
 
