@@ -6,6 +6,9 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
 cd "$BRUG_ROOT"
 
+# The console's browser tests drive Debian's Chromium (Playwright talks to it over CDP).
+command -v chromium >/dev/null || apt_install chromium
+
 echo "[brug] ruff" >&2
 ruff check .
 ruff format --check .

@@ -123,6 +123,7 @@ def stack(
         environment.setenv("BRUG_WEBHOOK_MAX_AGE_SECONDS", "4")
         environment.setenv("BRUG_WEBHOOK_POLL_SECONDS", "0.1")
         environment.setenv("BRUG_TIMER_POLL_SECONDS", "0.3")
+        environment.setenv("BRUG_FLOWS_CACHE_SECONDS", "0.5")
         running.start_services()
     yield running
     running.stop_services()
