@@ -117,8 +117,9 @@ class Operations:
                 state="parked",
             )
             .on_conflict_do_nothing(index_elements=["dead_letter_id"])
-        )
-        return inserted.rowcount == 1
+            .returning(dead_letters.c.dead_letter_id)
+        ).first()
+        return inserted is not None
 
     def dead_letters(
         self, state: str | None = "parked", referral_id: uuid.UUID | None = None, limit: int = 200
