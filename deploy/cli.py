@@ -131,6 +131,12 @@ def demo(state_dir: StateDir = None) -> None:
         case_token=tokens[SAMPLE_CASE_CLIENT],
     )
     typer.echo(describe(result))
+    typer.echo(
+        f"8. operators follow it end to end (brug trace {result.referral_id}, or the console at "
+        f"{stack.console_url}/referrals/{result.referral_id}, user olga / dev-operator-olga):"
+    )
+    for line in _trace_lines(str(result.referral_id), stack.database_url):
+        typer.echo(f"   {line}")
 
 
 @contracts_cli.command("generate")
@@ -186,11 +192,11 @@ def _operator_actor() -> str:
     return f"cli:{getpass.getuser()}"
 
 
-def _engine():  # type: ignore[no-untyped-def]
+def _engine(database_url: str | None = None):  # type: ignore[no-untyped-def]
     from adapters.database import make_engine
     from adapters.runtime import ServiceSettings
 
-    return make_engine(ServiceSettings().database_url)
+    return make_engine(database_url or ServiceSettings().database_url)
 
 
 @app.command("trace")
@@ -200,11 +206,16 @@ def trace(
     ],
 ) -> None:
     """One referral end to end: every step across the services, as the console shows it."""
+    for line in _trace_lines(referral):
+        typer.echo(line)
+
+
+def _trace_lines(referral: str, database_url: str | None = None) -> list[str]:
     from adapters.ledger.operations import Operations
     from adapters.ledger.repository import Ledger
     from adapters.ledger.timeline import format_duration, referral_timeline
 
-    engine = _engine()
+    engine = _engine(database_url)
     with engine.begin() as connection:
         found = Operations(connection).find_referral(referral)
         timeline = referral_timeline(connection, found) if found else None
@@ -215,14 +226,16 @@ def trace(
     engine.dispose()
     if timeline is None:
         raise RuntimeError(f"no referral with id, Task id or identifier {referral!r}")
-    typer.echo(
+    lines = [
         f"referral {timeline.referral_id}  task {timeline.task_id}  "
-        f"organisation {timeline.organisation_id or '-'}  status {timeline.status}"
-    )
-    for step in timeline.steps:
-        typer.echo(step.line())
+        f"organisation {timeline.organisation_id or '-'}  status {timeline.status}",
+        *(step.line() for step in timeline.steps),
+    ]
     if timeline.total is not None:
-        typer.echo(f"{len(timeline.steps)} steps, first to last {format_duration(timeline.total)}")
+        lines.append(
+            f"{len(timeline.steps)} steps, first to last {format_duration(timeline.total)}"
+        )
+    return lines
 
 
 @dlq_cli.command("list")
