@@ -1,19 +1,22 @@
 """Signals of the HTTP edges: a server span per request (continuing the caller's W3C
 ``traceparent`` if it sent one), request counts and latency by route *template*, and the
-referral id of the path on every log line of the request.
+referral id of the path on every log line and on the span of the request.
 
-A plain ASGI middleware, not ``BaseHTTPMiddleware``: it runs in the request's own task,
-so the span it starts is the current one in the endpoint, and what the endpoint publishes
-to Kafka continues the same trace.
+FastAPI (0.165+) starts the server span itself once a TracerProvider is set (its native
+telemetry, around the whole middleware stack); this middleware then only labels that span.
+Should that be switched off, it starts the span itself. A plain ASGI middleware, not
+``BaseHTTPMiddleware``: it runs in the request's own task, so the span is the current one
+in the endpoint, and what the endpoint publishes to Kafka continues the same trace.
 """
 
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
-from opentelemetry import propagate
+from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -64,21 +67,30 @@ class HttpSignals:
                 status = int(message["status"])
             await send(message)
 
-        with tracing.tracer().start_as_current_span(
-            f"{method} http",
-            context=propagate.extract(headers),
-            kind=SpanKind.SERVER,
-            attributes={"http.request.method": method},
+        framework_span = trace.get_current_span()
+        own = not framework_span.get_span_context().is_valid
+        with (
+            tracing.tracer().start_as_current_span(
+                f"{method} http",
+                context=propagate.extract(headers),
+                kind=SpanKind.SERVER,
+                attributes={"http.request.method": method},
+            )
+            if own
+            else nullcontext(framework_span)
         ) as span:
             try:
                 await self.app(scope, receive, send_with_status)
             finally:
                 route = route_template(scope)
-                span.update_name(f"{method} {route}")
-                span.set_attribute("http.route", route)
-                span.set_attribute("http.response.status_code", status)
-                if status >= 500:
-                    span.set_status(Status(StatusCode.ERROR))
+                if referral_id := scope.get("path_params", {}).get("referral_id"):
+                    span.set_attribute("brug.referral_id", str(referral_id))
+                if own:
+                    span.update_name(f"{method} {route}")
+                    span.set_attribute("http.route", route)
+                    span.set_attribute("http.response.status_code", status)
+                    if status >= 500:
+                        span.set_status(Status(StatusCode.ERROR))
                 self._count(method, route, status, time.perf_counter() - started)
 
     def _count(self, method: str, route: str, status: int, seconds: float) -> None:

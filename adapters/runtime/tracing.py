@@ -33,6 +33,11 @@ from contracts import cloudevents
 TRACER_NAME = "brug"
 # Event attributes that may quote what failed, and so personal data.
 _UNSAFE_EVENT_ATTRIBUTES = frozenset({"exception.message", "exception.stacktrace"})
+# Span attributes libraries may set (FastAPI's server span records the query string) that
+# carry whatever a client put there: a careless search could hold a BSN or a name.
+_UNSAFE_SPAN_ATTRIBUTES = frozenset(
+    {"url.query", "url.full", "client.address", "client.port", "user_agent.original"}
+)
 
 _configured: TracerProvider | None = None
 _lock = threading.Lock()
@@ -74,7 +79,11 @@ def span_record(span: ReadableSpan) -> dict[str, Any]:
         "end_ns": span.end_time,
         # The status description quotes the exception's text: keep the code only.
         "status": span.status.status_code.name.lower(),
-        "attributes": _plain(span.attributes),
+        "attributes": {
+            key: value
+            for key, value in _plain(span.attributes).items()
+            if key not in _UNSAFE_SPAN_ATTRIBUTES and not key.startswith("http.request.header.")
+        },
         "events": [
             {
                 "name": event.name,

@@ -92,7 +92,9 @@ def test_the_span_file_has_one_compact_line_per_span_and_no_exception_text(
     tracer = provider.get_tracer("test")
     with (
         pytest.raises(ValueError),
-        tracer.start_as_current_span("parent", attributes={"brug.referral_id": "r-1"}),
+        tracer.start_as_current_span(
+            "parent", attributes={"brug.referral_id": "r-1", "url.query": "bsn=111222333"}
+        ),
         tracer.start_as_current_span("child"),
     ):
         raise ValueError("patient Zwaantje Kwakkelstein, BSN 111222333")
