@@ -13,6 +13,9 @@ import time
 from dataclasses import dataclass
 
 import httpx
+from opentelemetry.trace import SpanKind
+
+from adapters.runtime.tracing import span, trace_headers
 
 SIGNATURE_HEADER = "Brug-Signature"
 TIMESTAMP_HEADER = "Brug-Timestamp"
@@ -42,16 +45,20 @@ async def post_signed(
     client: httpx.AsyncClient, url: str, secret: str, body: bytes, delivery_id: str
 ) -> Attempt:
     timestamp = int(time.time())
-    headers = {
-        "Content-Type": "application/json",
-        TIMESTAMP_HEADER: str(timestamp),
-        SIGNATURE_HEADER: sign(secret, timestamp, body),
-        "Brug-Delivery-Id": delivery_id,  # the receiver deduplicates on it
-    }
-    try:
-        response = await client.post(url, content=body, headers=headers)
-    except httpx.HTTPError as error:
-        return Attempt(False, f"{type(error).__name__}")
+    # No URL on the span: endpoints are the organisations' business, not our telemetry's.
+    with span("POST webhook", kind=SpanKind.CLIENT) as current:
+        headers = {
+            "Content-Type": "application/json",
+            TIMESTAMP_HEADER: str(timestamp),
+            SIGNATURE_HEADER: sign(secret, timestamp, body),
+            "Brug-Delivery-Id": delivery_id,  # the receiver deduplicates on it
+            **trace_headers(),  # the receiver may continue the referral's trace
+        }
+        try:
+            response = await client.post(url, content=body, headers=headers)
+        except httpx.HTTPError as error:
+            return Attempt(False, f"{type(error).__name__}")
+        current.set_attribute("http.response.status_code", response.status_code)
     if 200 <= response.status_code < 300:
         return Attempt(True, f"HTTP {response.status_code}")
     return Attempt(False, f"HTTP {response.status_code}")

@@ -7,6 +7,7 @@ distributed-tracing extension (``traceparent``/``tracestate``).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Generic, Literal, Self, TypeVar
 
@@ -14,6 +15,20 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 SOURCE_PREFIX = "urn:brug:service:"
 TRACEPARENT_PATTERN = r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"
+
+
+def _no_trace() -> str | None:
+    return None
+
+
+# Where ``wrap`` finds the current trace context when none is given. The service runtime
+# (adapters/runtime/tracing.py) plugs in OpenTelemetry's; contracts stay free of it.
+_traceparent_source: Callable[[], str | None] = _no_trace
+
+
+def set_traceparent_source(source: Callable[[], str | None]) -> None:
+    global _traceparent_source
+    _traceparent_source = source
 
 
 class EventData(BaseModel):
@@ -65,7 +80,8 @@ class CloudEvent(BaseModel, Generic[DataT]):
         event_id: str | None = None,
         time: datetime | None = None,
     ) -> Self:
-        """Envelope ``data`` as an event from ``service``, with a fresh id unless given."""
+        """Envelope ``data`` as an event from ``service``, with a fresh id unless given; the
+        trace context is the given one, else the current span's (if tracing is set up)."""
         return cls(
             id=event_id or str(uuid.uuid4()),
             source=f"{SOURCE_PREFIX}{service}",
@@ -73,7 +89,7 @@ class CloudEvent(BaseModel, Generic[DataT]):
             subject=data.subject(),
             time=time or datetime.now(UTC),
             dataschema=f"urn:brug:schema:{data.EVENT_TYPE}",
-            traceparent=traceparent,
+            traceparent=traceparent or _traceparent_source(),
             data=data,
         )
 

@@ -22,6 +22,7 @@ from faststream.exceptions import HandlerException
 from pydantic import ValidationError
 
 from adapters.runtime.errors import Unprocessable
+from adapters.runtime.metrics import DEAD_LETTERED
 from contracts import topics
 from contracts.cloudevents import CloudEvent
 from contracts.events.deadletter import DeadLetter, DeadLetterReason
@@ -115,6 +116,7 @@ class DeadLetterPolicy:
             key=record.key,
             headers={"content-type": "application/cloudevents+json", "brug-reason": reason},
         )
+        DEAD_LETTERED.labels(service=self.service, reason=reason).inc()
         _record_log(record).warning(
             "record dead-lettered",
             reason=reason,

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from faststream import AckPolicy
+import structlog
+from faststream import AckPolicy, BaseMiddleware
 from faststream.kafka import KafkaBroker
+from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from faststream.message import StreamMessage
 
+from adapters.runtime import metrics, tracing
 from adapters.runtime.deadletter import DeadLetterPolicy
+from adapters.runtime.logging import bind_ids
+from adapters.runtime.service import brug_version
 from adapters.runtime.settings import ServiceSettings
 
 
@@ -22,7 +29,16 @@ def make_broker(settings: ServiceSettings, *, service: str) -> KafkaBroker:
       has the record, and producer retries never write it twice.
     - ``NACK_ON_ERROR``: the offset is committed after the handler returns; a failure
       seeks back so the record is redelivered (the dead-letter policy bounds that).
+
+    Every service builds exactly one broker, so this is also where its signals start:
+    tracing, the ``/metrics`` server and the middlewares that feed both (outermost first:
+    the trace span, FastStream's metrics, the record's ids on log lines and span, the
+    dead-letter policy, Brug's per-type counts).
     """
+    provider = tracing.configure_tracing(service, settings.trace_dir)
+    metrics.start_metrics(
+        service, brug_version(), host=settings.metrics_host, port=settings.metrics_port
+    )
     broker = KafkaBroker(
         settings.kafka_bootstrap_servers,
         client_id=f"brug-{service}",
@@ -34,9 +50,13 @@ def make_broker(settings: ServiceSettings, *, service: str) -> KafkaBroker:
         description=f"Brug {service} service",
         decoder=decode_cloudevents,
     )
+    broker.add_middleware(KafkaTelemetryMiddleware(tracer_provider=provider))
+    broker.add_middleware(metrics.kafka_metrics_middleware(service))
+    broker.add_middleware(MessageIds)
     broker.add_middleware(
         DeadLetterPolicy(broker, service=service, max_attempts=settings.max_handler_attempts)
     )
+    broker.add_middleware(metrics.MessageCounting(service))
     return broker
 
 
@@ -53,3 +73,49 @@ async def decode_cloudevents(
     if (message.content_type or "").startswith("application/cloudevents+json"):
         return json.loads(message.body)
     return await default(message)
+
+
+# What may be put on log lines and spans as an event id: CloudEvents ids from other
+# producers are free strings, so only id-like ones are taken.
+_EVENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
+
+
+def record_ids(decoded: Any) -> tuple[str | None, str | None]:
+    """(referral id, event id) of a decoded CloudEvent; None for what is not one, or not
+    shaped like an id (a stray value must not carry personal data into logs)."""
+    if not isinstance(decoded, dict) or "specversion" not in decoded:
+        return None, None
+    data = decoded.get("data")
+    candidate = data.get("referral_id") if isinstance(data, dict) else None
+    referral_id = _as_uuid(candidate) or _as_uuid(decoded.get("subject"))
+    event_id = decoded.get("id")
+    return referral_id, event_id if isinstance(event_id, str) and _EVENT_ID.match(
+        event_id
+    ) else None
+
+
+def _as_uuid(value: Any) -> str | None:
+    try:
+        return str(uuid.UUID(str(value))) if value is not None else None
+    except ValueError:
+        return None
+
+
+class MessageIds(BaseMiddleware):
+    """Binds the record's referral id and event id to every log line its handling writes
+    (and to its span), and unbinds them afterwards: a consumer task handles record after
+    record, so bindings must not carry over."""
+
+    async def consume_scope(self, call_next: Any, msg: StreamMessage[Any]) -> Any:
+        before = structlog.contextvars.get_contextvars()
+        try:
+            try:
+                decoded = await msg.decode()
+            except Exception:  # the handler meets the same error, and the record is parked
+                decoded = None
+            referral_id, event_id = record_ids(decoded)
+            bind_ids(referral_id=referral_id, event_id=event_id)
+            return await call_next(msg)
+        finally:
+            structlog.contextvars.clear_contextvars()
+            structlog.contextvars.bind_contextvars(**before)

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import structlog
+from opentelemetry import trace
 
 REDACTED = "[redacted]"
 
@@ -115,6 +116,32 @@ def redact_personal_data(
     return _redact(event_dict)  # type: ignore[no-any-return]
 
 
+def add_trace_ids(
+    _logger: Any, _method: str, event_dict: structlog.typing.EventDict
+) -> structlog.typing.EventDict:
+    """structlog processor: the current span's ``trace_id`` and ``span_id``, so a log line
+    leads to its trace (and the trace to every line of the referral, in every service)."""
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        event_dict.setdefault("trace_id", format(context.trace_id, "032x"))
+        event_dict.setdefault("span_id", format(context.span_id, "016x"))
+    return event_dict
+
+
+def bind_ids(*, referral_id: object = None, event_id: object = None) -> None:
+    """Put the ids a piece of work is about on every later log line of it (structlog
+    contextvars) and on the current span. Ids only: never anything personal."""
+    ids = {
+        key: str(value)
+        for key, value in (("referral_id", referral_id), ("event_id", event_id))
+        if value is not None
+    }
+    structlog.contextvars.bind_contextvars(**ids)
+    span = trace.get_current_span()
+    for key, value in ids.items():
+        span.set_attribute(f"brug.{key}", value)
+
+
 def _shared_processors() -> list[structlog.typing.Processor]:
     return [
         structlog.contextvars.merge_contextvars,
@@ -123,6 +150,9 @@ def _shared_processors() -> list[structlog.typing.Processor]:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.format_exc_info,
         redact_personal_data,
+        # After redaction: hex ids are not data, and a run of nine digits in one would
+        # otherwise be masked as a BSN.
+        add_trace_ids,
     ]
 
 

@@ -46,3 +46,19 @@ class ServiceSettings(BaseSettings):
         default="http://127.0.0.1:8081/social/v1/referrals/",
         description="Where case systems fetch a referral's details; the id is appended.",
     )
+    metrics_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="Serve Prometheus /metrics on this port; 0 (the default) serves none, "
+        "so several services on one host never collide by accident (the dev stack sets one "
+        "per service from 9180).",
+    )
+    metrics_host: str = Field(
+        default="127.0.0.1", description="Interface for /metrics (0.0.0.0 in containers)."
+    )
+    trace_dir: Path | None = Field(
+        default=None,
+        description="Append finished spans as JSON lines to <dir>/<service>.jsonl; unset "
+        "exports none (trace ids still reach logs and propagate).",
+    )

@@ -10,6 +10,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -40,6 +41,7 @@ DEV_TOKENS = DEPLOY_DIR / "clients" / "dev-tokens.txt"
 SERVICE_READY_MARKER = READY_LOG_LINE
 DEFAULT_DIRECTORY = DEPLOY_DIR / "directory" / "sample.json"
 DEFAULT_CLIENTS = DEPLOY_DIR / "clients" / "dev.json"
+DEFAULT_METRICS_PORT_BASE = 9180
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,10 @@ class StackConfig:
     external_database: str | None = None
     directory_path: Path = DEFAULT_DIRECTORY
     clients_path: Path = DEFAULT_CLIENTS
+    # Service i of the stack serves /metrics on base + i; ``metrics_ports`` overrides per
+    # service (the tests give every service a free port).
+    metrics_port_base: int = DEFAULT_METRICS_PORT_BASE
+    metrics_ports: Mapping[str, int] = field(default_factory=dict)
 
     @classmethod
     def from_environment(cls, state_dir: Path) -> StackConfig:
@@ -72,6 +78,7 @@ class StackConfig:
             external_database=env.get("BRUG_DATABASE_URL"),
             directory_path=Path(env.get("BRUG_DIRECTORY_PATH", DEFAULT_DIRECTORY)),
             clients_path=Path(env.get("BRUG_CLIENTS_PATH", DEFAULT_CLIENTS)),
+            metrics_port_base=int(env.get("BRUG_METRICS_PORT_BASE", DEFAULT_METRICS_PORT_BASE)),
         )
 
 
@@ -118,6 +125,23 @@ class DevStack:
     @property
     def console_url(self) -> str:
         return f"http://127.0.0.1:{self.config.console_port}"
+
+    @property
+    def trace_dir(self) -> Path:
+        """Where every service appends its spans (``<service>.jsonl``)."""
+        return self.config.state_dir / "traces"
+
+    def metrics_port(self, name: str) -> int:
+        if name in self.config.metrics_ports:
+            return self.config.metrics_ports[name]
+        return self.config.metrics_port_base + self.services.index(name)
+
+    def metrics_url(self, name: str) -> str:
+        """Where service ``name`` (as in ``SERVICES``) serves Prometheus metrics."""
+        return f"http://127.0.0.1:{self.metrics_port(name)}/metrics"
+
+    def metrics_urls(self) -> dict[str, str]:
+        return {name: self.metrics_url(name) for name in self.services}
 
     def service_process(self, name: str) -> ManagedProcess:
         return ManagedProcess(name, self.config.state_dir)
@@ -231,6 +255,10 @@ class DevStack:
             "BRUG_SOCIAL_PORT": str(self.config.social_port),
             "BRUG_CONSOLE_PORT": str(self.config.console_port),
             "BRUG_DETAILS_BASE_URL": f"{self.social_base_url}/social/v1/referrals/",
+            # Simulators are no services: "0" also overrides a port left in the shell.
+            "BRUG_METRICS_PORT": str(self.metrics_port(name)) if name in self.services else "0",
+            "BRUG_SERVICE_METRICS_URLS": json.dumps(self.metrics_urls()),
+            "BRUG_TRACE_DIR": str(self.trace_dir),
             "PYTHONUNBUFFERED": "1",
         }
 

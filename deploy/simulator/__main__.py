@@ -85,9 +85,10 @@ def _handle(value: bytes, options: argparse.Namespace, http: httpx.Client, seen:
         _log("feedback reached the GP", referral_id=str(receipt.data.referral_id))
         return
     event = CloudEvent[ReferralCreated].model_validate(envelope)
-    response = http.get(
-        event.data.details_url, headers={"Authorization": f"Bearer {options.token}"}
-    )
+    headers = {"Authorization": f"Bearer {options.token}"}
+    if event.traceparent:  # a case system that continues Brug's trace (W3C Trace Context)
+        headers["traceparent"] = event.traceparent
+    response = http.get(event.data.details_url, headers=headers)
     entry: dict[str, Any] = {
         "event_id": event.id,
         "referral_id": str(event.data.referral_id),

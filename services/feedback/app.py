@@ -30,6 +30,7 @@ from adapters.directory import load_directory
 from adapters.ledger.repository import Announcement, DueTimer, Ledger
 from adapters.runtime import configure_logging, make_app, make_broker
 from adapters.runtime.kafka import consumer_group
+from adapters.runtime.metrics import observe_end_to_end
 from contracts import topics
 from contracts.cloudevents import CloudEvent
 from contracts.events import GpResourceChanged, ReferralOverdue
@@ -86,6 +87,8 @@ async def handle_case_system_event(event: FromCaseSystem, message: KafkaMessage)
         await _answer_problem(sender, event, verdict)
     if verdict.apply:
         changes_waiting.set()
+        if isinstance(event.data, ReferralStatusReported):  # reported → the GP's Task moved
+            observe_end_to_end(SERVICE, "status-applied", event.time)
     log.info(
         "event applied" if verdict.apply else "event not applied",
         referral_id=str(event.data.referral_id),

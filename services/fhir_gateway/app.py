@@ -41,7 +41,7 @@ from adapters.fhir.outcomes import FhirProblem, operation_outcome
 from adapters.fhir.resources import task_resource
 from adapters.ledger.repository import Ledger, StoredResponse
 from adapters.postcodes import load_postcode_table
-from adapters.runtime import Unprocessable, configure_logging, make_broker
+from adapters.runtime import Unprocessable, configure_logging, instrument_http, make_broker
 from adapters.runtime.kafka import consumer_group
 from adapters.runtime.service import brug_version, make_asyncapi
 from contracts import topics
@@ -119,6 +119,7 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
 
 
 app = FastAPI(title="Brug FHIR gateway", version=brug_version(), lifespan=lifespan)
+instrument_http(app, SERVICE)
 app.include_router(
     subscription_routes(
         authenticate=lambda request: authenticate(request, ClientKind.GP),

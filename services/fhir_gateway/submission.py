@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from adapters.clients import Client
 from adapters.fhir.resources import task_resource, transaction_response
 from adapters.ledger.repository import Ledger, NewReferral, ReferralRow
+from adapters.runtime.logging import bind_ids
 from contracts.cloudevents import CloudEvent
 from contracts.codes import ReferralStatus
 from contracts.details import ReferralDetails
@@ -104,6 +105,7 @@ class Submissions:
                 reply = shape(_reply(intake, row, created=True))
             if remember:
                 await connection.run_sync(_remember, client, remember, reply)
+        bind_ids(referral_id=row.referral_id)  # the rest of the request's log lines name it
         if not row.submitted_event_published:
             await self._publish_or_discard(row, client, remember, traceparent, new=existing is None)
         return reply

@@ -40,6 +40,8 @@ from adapters.ledger.repository import Ledger, Receipt
 from adapters.ledger.subscriptions import SubscriptionRow, Subscriptions
 from adapters.runtime import configure_logging, make_app, make_broker
 from adapters.runtime.kafka import consumer_group
+from adapters.runtime.metrics import NOTIFICATIONS
+from adapters.runtime.tracing import trace_headers
 from contracts import topics
 from contracts.cloudevents import CloudEvent
 from contracts.events import FeedbackReceivedByGp
@@ -210,6 +212,7 @@ async def _post(subscription: SubscriptionRow, body: dict[str, Any]) -> str | No
         name, _, value = header.partition(":")
         headers[name.strip()] = value.strip()
     headers["Content-Type"] = FHIR_JSON
+    headers.update(trace_headers())  # the GP system may continue the referral's trace
     content = json.dumps(body).encode()
     reason = "not attempted"
     for attempt in range(settings.notify_attempts):
@@ -227,6 +230,8 @@ async def _post(subscription: SubscriptionRow, body: dict[str, Any]) -> str | No
 
 
 def _log_outcome(kind: str, subscription: SubscriptionRow, failure: str | None, **ids: Any) -> None:
+    outcome = "delivered" if failure is None else "failed"
+    NOTIFICATIONS.labels(service=SERVICE, kind=kind, outcome=outcome).inc()
     if failure is None:
         log.info(f"{kind} delivered", subscription_id=str(subscription.subscription_id), **ids)
     else:

@@ -20,6 +20,7 @@ from adapters.directory import WatchedDirectory
 from adapters.ledger.repository import Assignment, Ledger
 from adapters.runtime import Unprocessable, configure_logging, make_app, make_broker
 from adapters.runtime.kafka import consumer_group
+from adapters.runtime.metrics import observe_end_to_end
 from contracts import topics
 from contracts.cloudevents import CloudEvent
 from contracts.codes import ReferralStatus
@@ -103,6 +104,7 @@ async def handle_submitted(event: CloudEvent[ReferralSubmitted]) -> None:
         key=str(created.referral_id).encode(),
         headers={"content-type": "application/cloudevents+json", "ce-causationid": event.id},
     )
+    observe_end_to_end(SERVICE, "routed", submitted.submitted_at)
     async with engine.begin() as connection:
         await connection.run_sync(
             lambda c: Ledger(c).mark_routed_event_published(created.referral_id, datetime.now(UTC))

@@ -27,7 +27,7 @@ from sqlalchemy import Connection
 from adapters.clients import Client, ClientKind, Unauthenticated, authenticate_bearer, load_clients
 from adapters.database import make_async_engine
 from adapters.ledger.repository import Ledger, ReferralRow
-from adapters.runtime import configure_logging, make_broker
+from adapters.runtime import configure_logging, instrument_http, make_broker
 from adapters.runtime.service import READY_LOG_LINE, brug_version, make_asyncapi
 from contracts import topics
 from contracts.cloudevents import CloudEvent
@@ -83,6 +83,7 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
 
 
 app = FastAPI(title="Brug social gateway", version=brug_version(), lifespan=lifespan)
+instrument_http(app, SERVICE)
 
 
 @app.exception_handler(Problem)

@@ -25,6 +25,8 @@ from adapters.ledger.repository import Ledger
 from adapters.ledger.webhooks import Delivery, WebhookQueue
 from adapters.runtime import configure_logging, make_app, make_broker
 from adapters.runtime.kafka import consumer_group
+from adapters.runtime.metrics import DEAD_LETTERED, WEBHOOK_ATTEMPTS
+from adapters.runtime.tracing import span
 from adapters.webhooks import post_signed
 from contracts import topics
 from contracts.cloudevents import CloudEvent
@@ -107,7 +109,14 @@ async def deliver_due(http: httpx.AsyncClient) -> None:
     async with engine.begin() as connection:
         due = await connection.run_sync(lambda c: WebhookQueue(c).claim_due(datetime.now(UTC)))
         for delivery in due:
-            await _attempt(connection, http, delivery)
+            # Continues the referral's trace, carried in the queued event.
+            with span(
+                "webhook delivery",
+                traceparent=delivery.event.get("traceparent"),
+                referral_id=delivery.referral_id,
+                event_id=delivery.event_id,
+            ):
+                await _attempt(connection, http, delivery)
 
 
 async def _attempt(connection: object, http: httpx.AsyncClient, delivery: Delivery) -> None:
@@ -124,6 +133,7 @@ async def _attempt(connection: object, http: httpx.AsyncClient, delivery: Delive
         http, str(organisation.webhook_url), _secret(organisation), body, delivery.event_id
     )
     if attempt.ok:
+        WEBHOOK_ATTEMPTS.labels(service=SERVICE, outcome="delivered").inc()
         await run(_delivered, delivery, now)
         log.info(
             "webhook delivered",
@@ -131,9 +141,11 @@ async def _attempt(connection: object, http: httpx.AsyncClient, delivery: Delive
             attempts=delivery.attempts + 1,
         )
     elif should_park(now, delivery.created_at, settings.webhook_max_age_seconds):
+        WEBHOOK_ATTEMPTS.labels(service=SERVICE, outcome="parked").inc()
         await run(lambda c: WebhookQueue(c).park(delivery.event_id, attempt.detail, now))
         await _dead_letter(delivery, attempt.detail)
     else:
+        WEBHOOK_ATTEMPTS.labels(service=SERVICE, outcome="retry").inc()
         retry_at = next_attempt(
             now,
             delivery.attempts + 1,
@@ -189,6 +201,7 @@ async def _dead_letter(delivery: Delivery, error: str) -> None:
         key=str(delivery.referral_id).encode(),
         headers={"content-type": "application/cloudevents+json", "brug-reason": dead.reason},
     )
+    DEAD_LETTERED.labels(service=SERVICE, reason=dead.reason).inc()
     log.warning("webhook parked", referral_id=str(delivery.referral_id), error=error)
 
 

@@ -17,7 +17,13 @@ import pytest
 
 from adapters.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from deploy.demo import sample_bundle
-from deploy.devstack.stack import DEFAULT_DIRECTORY, DevStack, StackConfig, dev_tokens
+from deploy.devstack.stack import (
+    DEFAULT_DIRECTORY,
+    SERVICES,
+    DevStack,
+    StackConfig,
+    dev_tokens,
+)
 from tests.conftest import free_port
 
 TOKENS = dev_tokens()
@@ -114,6 +120,7 @@ def stack(
             external_kafka=kafka_topics,
             external_database=database_url,
             directory_path=directory_path,
+            metrics_ports={name: free_port() for name in SERVICES},
         )
     )
     with pytest.MonkeyPatch.context() as environment:
