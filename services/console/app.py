@@ -22,6 +22,7 @@ from fastapi import FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from prometheus_client import Gauge
 from sqlalchemy import Connection
 
 from adapters.database import make_async_engine, make_engine
@@ -29,7 +30,7 @@ from adapters.ledger.operations import Operations
 from adapters.ledger.repository import Ledger
 from adapters.ledger.timeline import Timeline, format_duration, referral_timeline
 from adapters.operators import load_operators
-from adapters.runtime import configure_logging, make_broker
+from adapters.runtime import configure_logging, instrument_http, make_broker
 from adapters.runtime.kafka import consumer_group
 from adapters.runtime.service import READY_LOG_LINE, brug_version, make_asyncapi
 from contracts import topics
@@ -73,6 +74,14 @@ broker = make_broker(settings, service=SERVICE)
 asyncapi = make_asyncapi(
     broker, service=SERVICE, description="Keeps dead letters where operators can act on them."
 )
+LAG = Gauge(
+    "brug_consumer_lag",
+    "Messages a consumer group has not yet handled, per topic (the console's view of Kafka).",
+    ["group", "topic"],
+)
+PARKED = Gauge(
+    "brug_dead_letters_parked", "Dead letters waiting for an operator, per reason.", ["reason"]
+)
 templates = Jinja2Templates(directory=HERE / "templates")
 templates.env.globals.update(sparkline=sparkline, duration=format_duration, version=brug_version())
 
@@ -92,11 +101,28 @@ async def keep_dead_letter(event: CloudEvent[DeadLetter]) -> None:
         )
 
 
+async def _export_gauges() -> None:
+    """Keep lag and parked dead letters current on /metrics, for alerting without a browser."""
+    while True:
+        try:
+            flows = await _flows()
+        except Exception as error:  # a failed look must not stop the loop
+            log.warning("flows not measured", error_type=type(error).__name__)
+        else:
+            for lag in flows.lag:
+                LAG.labels(lag.group, lag.topic).set(lag.lag)
+            for reason in {reason for _, reason in flows.dead_letters}:
+                PARKED.labels(reason).set(flows.dead_letters.get(("parked", reason), 0))
+        await asyncio.sleep(settings.gauges_poll_seconds)
+
+
 @asynccontextmanager
 async def lifespan(_: FastAPI) -> AsyncIterator[None]:
     await broker.start()
+    gauges = asyncio.create_task(_export_gauges())
     log.info(READY_LOG_LINE, port=settings.console_port)
     yield
+    gauges.cancel()
     await broker.stop()
     await engine.dispose()
     sync_engine.dispose()
@@ -104,6 +130,7 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
 
 app = FastAPI(title="Brug operator console", version=brug_version(), lifespan=lifespan)
 app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+instrument_http(app, SERVICE)
 
 
 @app.middleware("http")

@@ -28,3 +28,6 @@ class ConsoleSettings(ServiceSettings):
     flows_cache_seconds: float = Field(
         default=5.0, ge=0, description="How long flow figures are reused between page loads."
     )
+    gauges_poll_seconds: float = Field(
+        default=15.0, gt=0, description="How often lag and parked dead letters are exported."
+    )

@@ -25,7 +25,7 @@ import pytest
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
 from contracts import topics
-from deploy.devstack.stack import DevStack
+from deploy.devstack.stack import SERVICES, DevStack
 from tests.e2e.conftest import new_bundle, referral_id_of, resource, task_of
 from tests.helpers import produce
 
@@ -133,6 +133,11 @@ def test_logging_in_is_required_and_the_flows_move_as_referrals_are_sent(
     expect(submitted_row.locator("svg.spark rect").first).to_be_visible()
     expect(page.locator("table").filter(has_text="consumer group")).to_contain_text("brug-router")
     page.screenshot(path=screenshots / "console-flows.png", full_page=True)
+
+    page.goto(f"{stack.console_url}/health")
+    for service in SERVICES:
+        expect(page.locator("tr").filter(has_text=service).first).to_contain_text(" up ")
+    expect(page.locator("tr").filter(has_text="PostgreSQL")).to_contain_text("reachable")
 
 
 def test_a_referral_timeline_shows_every_step_and_brug_trace_prints_the_same(
