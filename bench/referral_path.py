@@ -30,7 +30,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from adapters.kafka_admin import TopicSpec, ensure_topics
 from contracts import topics
 from deploy.demo import sample_bundle
-from deploy.devstack.stack import DevStack, StackConfig, dev_tokens
+from deploy.devstack.stack import SERVICES, DevStack, StackConfig, dev_tokens
 from tests.conftest import free_port
 
 ORGANISATION_TOPIC = topics.social_referrals("dynamo-amsterdam")
@@ -273,6 +273,8 @@ def bench_stack(services: tuple[str, ...]) -> DevStack:
             postgres_port=free_port(),
             fhir_port=free_port(),
             social_port=free_port(),
+            console_port=free_port(),
+            metrics_ports={name: free_port() for name in SERVICES},
             external_kafka=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"),
             external_database=os.environ.get("BRUG_DATABASE_URL"),
         ),

@@ -47,6 +47,9 @@ def stack_env() -> Iterator[dict[str, str]]:
         "BRUG_POSTGRES_PORT": str(free_port()),
         "BRUG_FHIR_PORT": str(free_port()),
         "BRUG_SOCIAL_PORT": str(free_port()),
+        "BRUG_CONSOLE_PORT": str(free_port()),
+        # Seven ports from here on; an ephemeral port's neighbours are free in practice.
+        "BRUG_METRICS_PORT_BASE": str(free_port()),
         "TEST_BOOTSTRAP": f"127.0.0.1:{kafka_port}",
         "BRUG_PUBLISH_TIMEOUT_SECONDS": "3",
     }
