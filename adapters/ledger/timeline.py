@@ -192,7 +192,15 @@ def _service_of(actor: str) -> str:
 
 def _describe(audit: Any) -> str:
     """Only the audit detail's metadata keys; notes and reasons stay in the audit log."""
-    shown = ("organisation_id", "status", "event_id", "channel", "reason_code", "outcome")
+    shown = (
+        "organisation_id",
+        "status",
+        "event_id",
+        "resource",
+        "channel",
+        "reason_code",
+        "outcome",
+    )
     parts = [f"{key} {audit.detail[key]}" for key in shown if key in audit.detail]
     return f"by {audit.actor}" + (f"; {', '.join(parts)}" if parts else "")
 

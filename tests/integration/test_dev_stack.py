@@ -76,6 +76,7 @@ EVERYTHING = {
     "webhook_delivery",
     "feedback",
     "gp_notify",
+    "console",
     "case-system-dynamo-amsterdam",
     "case-system-welzijn-lelystad",
 }

@@ -18,6 +18,7 @@ from contracts.cloudevents import CloudEvent
 from contracts.codes import AgeBand, ReferralStatus, WorTheme
 from contracts.events import DeadLetter, ReferralCreated, ReferralSubmitted
 from deploy.devstack.stack import DevStack, StackConfig
+from tests.conftest import free_port
 from tests.helpers import produce, records_with_key, wait_for_record
 
 pytestmark = pytest.mark.integration
@@ -37,6 +38,7 @@ def router(
             state_dir=infrastructure_dir / "router-test",
             external_kafka=kafka_topics,
             external_database=database_url,
+            metrics_ports={"router": free_port()},
         ),
         services=("router",),
         simulated_organisations=(),
