@@ -22,6 +22,7 @@ from fastapi import FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from kafka.errors import KafkaError
 from prometheus_client import Gauge
 from sqlalchemy import Connection
 
@@ -236,10 +237,16 @@ async def flows_page(request: Request, fragment: bool = False) -> Response:
 
 
 async def _flows() -> Flows:
-    topic_flows, lag = await flows_cache.kafka(settings.kafka_bootstrap_servers)
+    """Kafka's figures and the ledger's; a broker that does not answer is shown, not a 500."""
+    problem = ""
+    try:
+        topic_flows, lag = await flows_cache.kafka(settings.kafka_bootstrap_servers)
+    except (KafkaError, OSError) as error:
+        topic_flows, lag = [], []
+        problem = f"Kafka did not answer ({type(error).__name__}); see Health."
     async with engine.connect() as connection:
         dead, webhooks = await connection.run_sync(ledger_counts)
-    return Flows(topic_flows, lag, dead, webhooks, datetime.now(UTC))
+    return Flows(topic_flows, lag, dead, webhooks, datetime.now(UTC), problem)
 
 
 @app.get("/health", response_class=HTMLResponse)

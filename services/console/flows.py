@@ -54,6 +54,7 @@ class Flows:
     dead_letters: dict[tuple[str, str], int]
     webhooks: dict[str, int]
     measured_at: datetime
+    problem: str = ""  # why Kafka's figures are missing, when they are
 
     def by_direction(self) -> list[tuple[str, list[TopicFlow]]]:
         order = list(dict.fromkeys(direction for _, direction, _ in DIRECTIONS))
