@@ -257,7 +257,7 @@ def report(figures: dict[str, Figures], options: argparse.Namespace) -> str:
 
 def _row(name: str, brug: float, baseline: float, number: str) -> str:
     ratio = brug / baseline if baseline else float("nan")
-    return f"| {name} | {number.format(brug)} | {number.format(baseline)} | {ratio:.2f} |"
+    return f"| {name} | {number.format(brug)} | {number.format(baseline)} | {ratio:.3g} |"
 
 
 def bench_stack(services: tuple[str, ...]) -> DevStack:
