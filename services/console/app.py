@@ -290,12 +290,7 @@ async def reveal_details(
     reason: Annotated[str, Form()] = "",
     csrf: Annotated[str, Form()] = "",
 ) -> Response:
-    me = await sessions.current(request)
-    check_csrf(me, csrf)
-    if not me.may_reveal:
-        raise Forbidden("Only a privacy officer may reveal a referral's details.")
-    if len(reason.strip()) < 10:
-        raise Forbidden("Give the reason for revealing (at least a short sentence); it is audited.")
+    me = await _revealer(request, csrf, reason)
 
     def read(connection: Connection) -> tuple[Timeline | None, dict[str, Any] | None]:
         _audit(connection, me, "revealed-details", referral_id, {"reason": reason.strip()[:500]})
@@ -307,6 +302,17 @@ async def reveal_details(
         return _page(request, "find.html", me, q=str(referral_id), missing=True, status=404)
     log.info("details revealed", referral_id=str(referral_id), operator=me.username)
     return _page(request, "referral.html", me, timeline=timeline, details=details or {}, done="")
+
+
+async def _revealer(request: Request, csrf: str, reason: str) -> SignedIn:
+    """Personal data is shown only to a privacy officer who says why (the reason is audited)."""
+    me = await sessions.current(request)
+    check_csrf(me, csrf)
+    if not me.may_reveal:
+        raise Forbidden("Only a privacy officer may reveal personal data.")
+    if len(reason.strip()) < 10:
+        raise Forbidden("Give the reason for revealing (at least a short sentence); it is audited.")
+    return me
 
 
 async def _audited_timeline(
@@ -378,12 +384,7 @@ async def reveal_dead_letter(
     reason: Annotated[str, Form()] = "",
     csrf: Annotated[str, Form()] = "",
 ) -> Response:
-    me = await sessions.current(request)
-    check_csrf(me, csrf)
-    if not me.may_reveal:
-        raise Forbidden("Only a privacy officer may see a dead letter's original value.")
-    if len(reason.strip()) < 10:
-        raise Forbidden("Give the reason for revealing (at least a short sentence); it is audited.")
+    me = await _revealer(request, csrf, reason)
 
     def read(connection: Connection) -> Any:
         letter = Operations(connection).dead_letter(dead_letter_id)
