@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 import structlog
 from fastapi import FastAPI, Form, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -148,6 +149,12 @@ async def _no_caching_and_framing(request: Request, call_next: Any) -> Response:
 @app.exception_handler(NotSignedIn)
 async def _to_login(request: Request, _: NotSignedIn) -> Response:
     return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
+
+
+@app.exception_handler(RequestValidationError)
+async def _bad_request(request: Request, invalid: RequestValidationError) -> Response:
+    where = ".".join(str(part) for part in invalid.errors()[0]["loc"])
+    return _page(request, "message.html", None, status=400, title="Not understood", text=where)
 
 
 @app.exception_handler(Forbidden)

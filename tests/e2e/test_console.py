@@ -214,6 +214,8 @@ def test_only_a_privacy_officer_may_reveal_details_and_the_reveal_is_audited(
         f"{stack.console_url}/dead-letters/anything/discard", form={"note": "no token"}
     )
     assert without_token.status == 403 and "CSRF" in without_token.text()
+    garbled = operator.request.get(f"{stack.console_url}/referrals/not-a-referral-id")
+    assert garbled.status == 400 and "referral_id" in garbled.text()
 
     officer = log_in(browser, stack, "pim")
     officer.goto(f"{stack.console_url}/referrals/{referral_id}")
