@@ -9,6 +9,7 @@ may reveal a referral's details with a reason, and that reveal is audited.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -43,6 +44,7 @@ from services.console.auth import (
     LOGIN_COOKIE,
     SESSION_COOKIE,
     Forbidden,
+    LoginThrottle,
     NotSignedIn,
     Sessions,
     SignedIn,
@@ -71,6 +73,7 @@ engine = make_async_engine(settings.database_url)
 # Replays use kafka-python and a plain engine: the same code serves `brug dlq`.
 sync_engine = make_engine(settings.database_url)
 sessions = Sessions(engine, timedelta(minutes=settings.session_idle_minutes))
+login_throttle = LoginThrottle()
 flows_cache = FlowsCache(settings.flows_cache_seconds)
 broker = make_broker(settings, service=SERVICE)
 asyncapi = make_asyncapi(
@@ -194,10 +197,16 @@ async def login(
     next: Annotated[str, Form()] = "/flows",
 ) -> Response:
     check_login_csrf(request, csrf)
+    wait = login_throttle.blocked_for(username, time.monotonic())
+    if wait > 0:
+        log.warning("console login throttled")
+        raise Forbidden(f"Too many failed logins for this user; try again in {wait / 60:.0f} min.")
     operator = await asyncio.to_thread(operators.authenticate, username, password)
     if operator is None:
+        login_throttle.failed(username, time.monotonic())
         log.warning("console login refused")
         return RedirectResponse(f"/login?failed=1&next={quote(_local(next))}", status_code=303)
+    login_throttle.succeeded(username)
     token = await sessions.open(operator)
     log.info("console login", operator=operator.username, role=operator.role.value)
     response = RedirectResponse(_local(next), status_code=303)

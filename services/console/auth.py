@@ -106,3 +106,28 @@ def check_login_csrf(request: Request, submitted: str) -> None:
 
 def new_login_token() -> str:
     return secrets.token_urlsafe(24)
+
+
+class LoginThrottle:
+    """After ``limit`` failed logins for one user name within ``window`` seconds, that name is
+    refused for the rest of the window, right password or not: guessing gets slow.
+    Kept in memory: one console process; a restart forgets (a replica set would share it)."""
+
+    def __init__(self, limit: int = 5, window: float = 900.0) -> None:
+        self.limit = limit
+        self.window = window
+        self._failures: dict[str, list[float]] = {}
+
+    def blocked_for(self, username: str, now: float) -> float:
+        """Seconds until ``username`` may try again (0: now)."""
+        recent = self._recent(username, now)
+        return self.window - (now - recent[0]) if len(recent) >= self.limit else 0.0
+
+    def failed(self, username: str, now: float) -> None:
+        self._failures[username.lower()] = [*self._recent(username, now), now]
+
+    def succeeded(self, username: str) -> None:
+        self._failures.pop(username.lower(), None)
+
+    def _recent(self, username: str, now: float) -> list[float]:
+        return [at for at in self._failures.get(username.lower(), []) if now - at < self.window]
