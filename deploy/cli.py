@@ -228,7 +228,8 @@ def _trace_lines(referral: str, database_url: str | None = None) -> list[str]:
         raise RuntimeError(f"no referral with id, Task id or identifier {referral!r}")
     lines = [
         f"referral {timeline.referral_id}  task {timeline.task_id}  "
-        f"organisation {timeline.organisation_id or '-'}  status {timeline.status}",
+        f"organisation {timeline.organisation_id or '-'}  status {timeline.status}  "
+        f"trace {timeline.trace_id or '-'}",
         *(step.line() for step in timeline.steps),
     ]
     if timeline.total is not None:

@@ -38,6 +38,7 @@ class NewReferral:
     submitted_at: datetime
     details: dict[str, Any]
     retain_until: datetime
+    trace_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -214,6 +215,7 @@ class Ledger:
                 status=ReferralStatus.REQUESTED.value,
                 created_at=new.submitted_at,
                 updated_at=new.submitted_at,
+                trace_id=new.trace_id,
             )
         )
         self.connection.execute(

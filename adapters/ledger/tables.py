@@ -68,6 +68,8 @@ referrals = Table(
     # The last Task version announced on brug.gp.changes, and the last the GP system read.
     Column("changes_published_version", Integer, nullable=False, server_default=text("0")),
     Column("gp_seen_version", Integer, nullable=False, server_default=text("0")),
+    # The OpenTelemetry trace the referral's intake started: where engineers look next.
+    Column("trace_id", String(32), nullable=True),
     # One referral per ServiceRequest identifier per GP organisation, whatever the retries.
     UniqueConstraint(
         "requester_agb",

@@ -36,6 +36,7 @@ AUDITED_STEPS: dict[str, tuple[str, str]] = {
     "delivered-details": ("webhook_delivery", "details delivered by webhook"),
     "reported-status": ("social_gateway", "status posted by the case system"),
     "raised-signal": ("social_gateway", "signal posted by the case system"),
+    "resubmitted": ("fhir_gateway", "submitted again: answered with the same Task"),
     "read-status": ("social_gateway", "applied status read by the case system"),
     "read-task": ("fhir_gateway", "Task read by the GP system"),
     "read-communication": ("fhir_gateway", "Communication read by the GP system"),
@@ -85,6 +86,7 @@ class Access:
 class Timeline:
     referral_id: uuid.UUID
     task_id: uuid.UUID | None
+    trace_id: str | None
     service_request: str | None
     organisation_id: str | None
     municipality_code: str | None
@@ -130,6 +132,7 @@ def referral_timeline(connection: Connection, referral_id: uuid.UUID) -> Timelin
     return Timeline(
         referral_id=row.referral_id,
         task_id=row.task_id,
+        trace_id=row.trace_id,
         service_request=row.service_request_value,
         organisation_id=row.organisation_id,
         municipality_code=row.municipality_code,

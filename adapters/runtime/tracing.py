@@ -135,6 +135,12 @@ def current_traceparent() -> str | None:
     return f"00-{context.trace_id:032x}-{context.span_id:016x}-{int(context.trace_flags):02x}"
 
 
+def current_trace_id() -> str | None:
+    """The current trace's id (32 hex digits), or None outside a span."""
+    context = trace.get_current_span().get_span_context()
+    return f"{context.trace_id:032x}" if context.is_valid else None
+
+
 def trace_headers() -> dict[str, str]:
     """Headers that continue the current trace in an outgoing HTTP request."""
     carrier: dict[str, str] = {}

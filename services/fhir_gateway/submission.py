@@ -26,6 +26,7 @@ from adapters.clients import Client
 from adapters.fhir.resources import task_resource, transaction_response
 from adapters.ledger.repository import Ledger, NewReferral, ReferralRow
 from adapters.runtime.logging import bind_ids
+from adapters.runtime.tracing import current_trace_id
 from contracts.cloudevents import CloudEvent
 from contracts.codes import ReferralStatus
 from contracts.details import ReferralDetails
@@ -170,6 +171,7 @@ class Submissions:
             submitted_at=now,
             details=details.model_dump(mode="json"),
             retain_until=now + self.retention,
+            trace_id=current_trace_id(),
         )
 
     async def _publish(self, row: ReferralRow, traceparent: str | None) -> None:

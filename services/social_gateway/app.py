@@ -259,7 +259,14 @@ def _remember_report(
         actor=f"client:{client.client_id}",
         action="reported-status" if isinstance(data, ReferralStatusReported) else "raised-signal",
         referral_id=data.referral_id,
-        detail={"event_id": event.id, "duplicate": verdict.duplicate},
+        detail={
+            "event_id": event.id,
+            "duplicate": verdict.duplicate,
+            # Codes only (a status, a signal kind): the trail stays free of free text.
+            "status": data.status.value
+            if isinstance(data, ReferralStatusReported)
+            else data.kind.value,
+        },
     )
 
 
