@@ -175,7 +175,7 @@ def test_a_referral_timeline_shows_every_step_and_brug_trace_prints_the_same(
     lines = trace.stdout.splitlines()
     assert lines[0].startswith(f"referral {referral_id}")
     # The trace the intake started: on the page, in `brug trace`, and in the router's spans.
-    trace_id = page.locator("div").filter(has=page.locator("dt", has_text="trace")).locator("dd")
+    trace_id = page.locator("div").filter(has=page.locator("dt", has_text="trace id")).locator("dd")
     assert re.fullmatch(r"[0-9a-f]{32}", trace_id.inner_text())
     assert lines[0].endswith(f"trace {trace_id.inner_text()}")
     assert trace_id.inner_text() in (stack.trace_dir / "router.jsonl").read_text()
