@@ -157,8 +157,13 @@ def _with_durations(steps: list[Step]) -> list[Step]:
 def _referral_steps(row: Any) -> list[Step]:
     steps = []
     if row.submitted_event_published_at:
+        # Stamped when Kafka's acknowledgement is back: the router may already have acted.
         steps.append(
-            Step(row.submitted_event_published_at, "fhir_gateway", "published ReferralSubmitted")
+            Step(
+                row.submitted_event_published_at,
+                "fhir_gateway",
+                "ReferralSubmitted acknowledged by Kafka",
+            )
         )
     if row.routed_event_published_at:
         steps.append(
