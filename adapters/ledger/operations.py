@@ -164,8 +164,14 @@ class Operations:
         )
         return {state: count for state, count in rows}
 
-    def parked_deliveries(self, limit: int = 200) -> list[ParkedDelivery]:
-        rows = self.connection.execute(
+    def parked_deliveries(
+        self,
+        limit: int = 200,
+        *,
+        referral_id: uuid.UUID | None = None,
+        event_id: str | None = None,
+    ) -> list[ParkedDelivery]:
+        query = (
             select(
                 webhook_deliveries.c.event_id,
                 webhook_deliveries.c.referral_id,
@@ -178,10 +184,15 @@ class Operations:
             .order_by(webhook_deliveries.c.finished_at.desc())
             .limit(limit)
         )
-        return [ParkedDelivery(**row._mapping) for row in rows]
+        if referral_id is not None:
+            query = query.where(webhook_deliveries.c.referral_id == referral_id)
+        if event_id is not None:
+            query = query.where(webhook_deliveries.c.event_id == event_id)
+        return [ParkedDelivery(**row._mapping) for row in self.connection.execute(query)]
 
     def parked_delivery(self, event_id: str) -> ParkedDelivery | None:
-        return next((d for d in self.parked_deliveries(10_000) if d.event_id == event_id), None)
+        found = self.parked_deliveries(1, event_id=event_id)
+        return found[0] if found else None
 
     def requeue_delivery(self, event_id: str, at: datetime) -> bool:
         """A parked delivery is tried again from scratch (its age counts from now)."""

@@ -124,9 +124,11 @@ def _requeue_for(connection: Connection, letter: DeadLetterRow) -> str:
     """A parked webhook's dead letter: replaying the record would be deduplicated by
     webhook_delivery, so the parked delivery itself is tried again."""
     operations = Operations(connection)
-    parked = [
-        d for d in operations.parked_deliveries(10_000) if d.referral_id == letter.referral_id
-    ]
+    parked = (
+        operations.parked_deliveries(referral_id=letter.referral_id)
+        if letter.referral_id is not None
+        else []
+    )
     if not parked:
         raise ActionRefused("its webhook delivery is no longer parked")
     for delivery in parked:

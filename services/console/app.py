@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -416,6 +417,17 @@ async def reveal_dead_letter(
     return _page(request, "dead_letter.html", me, letter=letter, value=letter.original_value)
 
 
+# Each action takes (the thing's id, actor=, note=) and answers an ActionResult.
+DEAD_LETTER_ACTIONS = {
+    "replay": partial(actions.replay_dead_letter, sync_engine, settings.kafka_bootstrap_servers),
+    "discard": partial(actions.discard_dead_letter, sync_engine),
+}
+DELIVERY_ACTIONS = {
+    "requeue": partial(actions.requeue_delivery, sync_engine),
+    "discard": partial(actions.discard_delivery, sync_engine),
+}
+
+
 @app.post("/dead-letters/{dead_letter_id}/{action}")
 async def act_on_dead_letter(
     request: Request,
@@ -424,19 +436,8 @@ async def act_on_dead_letter(
     note: Annotated[str, Form()] = "",
     csrf: Annotated[str, Form()] = "",
 ) -> Response:
-    me = await sessions.current(request)
-    check_csrf(me, csrf)
-    if action == "replay":
-        run = lambda: actions.replay_dead_letter(  # noqa: E731
-            sync_engine, settings.kafka_bootstrap_servers, dead_letter_id, actor=me.actor, note=note
-        )
-    elif action == "discard":
-        run = lambda: actions.discard_dead_letter(  # noqa: E731
-            sync_engine, dead_letter_id, actor=me.actor, note=note
-        )
-    else:
-        raise Forbidden(f"Unknown action {action}.")
-    return await _act(run, me, f"dead letter {dead_letter_id}")
+    chosen = DEAD_LETTER_ACTIONS.get(action)
+    return await _act(request, csrf, chosen, dead_letter_id, note, "dead letter")
 
 
 @app.post("/deliveries/{event_id}/{action}")
@@ -447,21 +448,25 @@ async def act_on_delivery(
     note: Annotated[str, Form()] = "",
     csrf: Annotated[str, Form()] = "",
 ) -> Response:
+    chosen = DELIVERY_ACTIONS.get(action)
+    return await _act(request, csrf, chosen, event_id, note, "webhook delivery")
+
+
+async def _act(
+    request: Request,
+    csrf: str,
+    chosen: Callable[..., actions.ActionResult] | None,
+    target: str,
+    note: str,
+    kind: str,
+) -> Response:
     me = await sessions.current(request)
     check_csrf(me, csrf)
-    chosen = {"requeue": actions.requeue_delivery, "discard": actions.discard_delivery}.get(action)
     if chosen is None:
-        raise Forbidden(f"Unknown action {action}.")
-    return await _act(
-        lambda: chosen(sync_engine, event_id, actor=me.actor, note=note),
-        me,
-        f"webhook delivery {event_id}",
-    )
-
-
-async def _act(run: Any, me: SignedIn, subject: str) -> Response:
+        raise Forbidden("Unknown action.")
+    subject = f"{kind} {target}"
     try:
-        result = await asyncio.to_thread(run)
+        result = await asyncio.to_thread(chosen, target, actor=me.actor, note=note)
     except actions.ActionRefused as refused:
         log.info("operator action refused", operator=me.username, subject=subject)
         raise Forbidden(f"Not done: {refused}.") from None
