@@ -36,7 +36,7 @@ class DeclineReason(StrEnum):
 
 class WorBusinessStatus(StrEnum):
     """Welzijn op Recept business statuses (``urn:brug:codesystem:wor-business-status``):
-    finer than FHIR ``Task.status``; ``contracts.feedback`` maps each onto one."""
+    finer than FHIR ``Task.status``; each maps onto one."""
 
     RECEIVED_BY_WELFARE = "received-by-welfare"
     ACCEPTED_BY_WELFARE = "accepted-by-welfare"

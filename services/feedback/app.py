@@ -3,7 +3,7 @@ Communications, and id-only change notices on ``brug.gp.changes.<client>.v1``.
 
 The topic names the sender (Kafka ACLs let only that organisation write it); the event
 must name the same organisation, and the referral must be assigned to it. A status the
-state machine (``contracts/feedback.py``) does not allow is not applied: the sender gets a
+state machine (``domain/status_machine.py``) does not allow is not applied: the sender gets a
 problem event on ``brug.social.problems.<org>.v1`` saying why. Repeats are ignored.
 
 A handler only commits; an outbox loop announces what changed (claimed from the ledger,
@@ -36,7 +36,7 @@ from contracts.cloudevents import CloudEvent
 from contracts.events import GpResourceChanged, ReferralOverdue
 from contracts.events.referral import ServiceLevelTimer
 from contracts.events.status import ReferralStatusProblem, ReferralStatusReported, SignalRaised
-from contracts.feedback import Verdict
+from domain.status_machine import Verdict
 from services.feedback.apply import apply_signal, apply_status
 from services.feedback.settings import FeedbackSettings
 

@@ -1,9 +1,10 @@
 """What one event from a case system does to the ledger, inside one transaction.
 
-Checks come first, in the order a sender can fix them: the referral exists, it is this
-organisation's, the GP has not withdrawn it, the state machine allows the step, the
-business status fits. Ids of what Brug creates are derived from the event (uuid5), so a
-redelivered event finds its own work already done.
+The referral aggregate (``domain/referral.py``) decides, in the order a sender can fix it:
+the referral is this organisation's, the state machine allows the step, the GP has not
+withdrawn it, the business status fits; this module writes down what it answered. Ids of
+what Brug creates are derived from the event (uuid5), so a redelivered event finds its own
+work already done.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import uuid
 from datetime import datetime
 from uuid import UUID
 
-from adapters.ledger.repository import CommunicationRow, Ledger, ReferralRow
+from adapters.ledger.repository import CommunicationRow, Ledger
 from contracts.events.status import (
     DeclineReason,
     ReferralStatusReported,
@@ -20,8 +21,11 @@ from contracts.events.status import (
     StatusProblemCode,
     WelfareStatus,
 )
-from contracts.feedback import Verdict, judge_report, task_view
+from domain.events import StatusApplied
+from domain.referral import Referral, Refusal, Report, verdict
+from domain.status_machine import Verdict
 
+_UNKNOWN = Verdict(False, StatusProblemCode.UNKNOWN_REFERRAL, "no such referral")
 _IDS = uuid.UUID("6f1d3c1e-5c53-4d1b-9a55-0c2a2f0f4b7e")
 
 
@@ -39,30 +43,31 @@ def apply_status(
     ledger: Ledger, sender: str, reported: ReferralStatusReported, now: datetime
 ) -> Verdict:
     row = ledger.referral(reported.referral_id)
-    refused = _refusal(row, sender, reported.organisation_id)
-    if refused is not None:
-        return refused
-    assert row is not None
-    current = WelfareStatus(row.welfare_status) if row.welfare_status else None
-    verdict = judge_report(
-        current,
-        row.status_sequence,
-        gp_withdrew=row.withdrawn_by_gp,
-        incoming=reported.status,
-        sequence=reported.sequence,
-        business_status=reported.business_status,
-    )
-    view = task_view(reported.status, reported.business_status)
-    if not verdict.apply or view is None:
-        return verdict
-    task_status, business_status = view
+    if row is None:
+        return _UNKNOWN
+    report = Report(reported.status, reported.sequence, reported.business_status)
+    outcome = Referral.of(row).apply_report(sender, reported.organisation_id, report)
+    if not isinstance(outcome, Refusal):
+        for event in outcome:
+            if isinstance(event, StatusApplied):
+                _record_status(ledger, sender, reported, event, now)
+    return verdict(outcome)
+
+
+def _record_status(
+    ledger: Ledger,
+    sender: str,
+    reported: ReferralStatusReported,
+    applied: StatusApplied,
+    now: datetime,
+) -> None:
     outcome = reported.outcome.model_dump(mode="json") if reported.outcome else None
     ledger.record_welfare_status(
-        reported.referral_id,
-        welfare_status=reported.status.value,
-        sequence=reported.sequence,
-        task_status=task_status,
-        business_status=business_status.value,
+        applied.referral_id,
+        welfare_status=applied.welfare_status.value,
+        sequence=applied.sequence,
+        task_status=applied.task_status,
+        business_status=applied.business_status.value,
         reason=decline_text(reported),
         source=f"welfare:{sender}",
         at=now,
@@ -71,26 +76,25 @@ def apply_status(
     if outcome is not None:
         ledger.add_communication(
             CommunicationRow(
-                communication_id=feedback_communication_id(reported.referral_id),
-                referral_id=reported.referral_id,
+                communication_id=feedback_communication_id(applied.referral_id),
+                referral_id=applied.referral_id,
                 category="feedback",
                 sender=sender,
                 payload=outcome,
                 sent_at=now,
             )
         )
-    return verdict
 
 
 def apply_signal(ledger: Ledger, sender: str, signal: SignalRaised, now: datetime) -> Verdict:
     row = ledger.referral(signal.referral_id)
-    refused = _refusal(row, sender, signal.organisation_id)
-    if refused is not None:
-        return refused
-    assert row is not None
-    if row.withdrawn_by_gp:
-        return Verdict(False, StatusProblemCode.REFERRAL_ENDED, "the GP withdrew this referral")
+    if row is None:
+        return _UNKNOWN
+    outcome = Referral.of(row).raise_signal(sender, signal.organisation_id, signal.signal_id)
+    if isinstance(outcome, Refusal):
+        return verdict(outcome)
     communication_id, task_id = signal_ids(signal.signal_id)
+    # The row does not carry the referral's signal ids, so the ledger tells a repeat.
     stored = ledger.add_communication(
         CommunicationRow(
             communication_id=communication_id,
@@ -121,15 +125,3 @@ def decline_text(reported: ReferralStatusReported) -> str | None:
         DeclineReason.OTHER: reported.decline_text or "other",
     }
     return f"Declined: {readable[reported.decline_reason]}"
-
-
-def _refusal(row: ReferralRow | None, sender: str, named_organisation: str) -> Verdict | None:
-    if row is None:
-        return Verdict(False, StatusProblemCode.UNKNOWN_REFERRAL, "no such referral")
-    if sender != named_organisation or row.organisation_id != sender:
-        return Verdict(
-            False,
-            StatusProblemCode.FOREIGN_ORGANISATION,
-            "this referral is not assigned to the organisation that sent the event",
-        )
-    return None

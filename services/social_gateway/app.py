@@ -31,7 +31,6 @@ from adapters.runtime import configure_logging, instrument_http, make_broker
 from adapters.runtime.service import READY_LOG_LINE, brug_version, make_asyncapi
 from contracts import topics
 from contracts.cloudevents import CloudEvent
-from contracts.codes import ReferralStatus
 from contracts.details import Published, ReferralDetails, StatusView
 from contracts.events.status import (
     ReferralStatusReported,
@@ -39,14 +38,13 @@ from contracts.events.status import (
     SignalReport,
     StatusProblemCode,
     StatusReport,
-    WelfareStatus,
 )
-from contracts.feedback import Verdict, judge_report
+from domain.referral import Referral, Report, verdict
+from domain.status_machine import Verdict
 from services.social_gateway.settings import SocialGatewaySettings
 
 SERVICE = "social-gateway"
 PROBLEM_JSON = "application/problem+json"
-GONE_STATUSES = {ReferralStatus.CANCELLED}
 
 settings = SocialGatewaySettings()
 configure_logging(SERVICE, settings.log_level, settings.log_format)
@@ -147,21 +145,17 @@ async def applied_status(referral_id: str, request: Request) -> Response:
 
 def _status_view(connection: Connection, referral_id: uuid.UUID, client: Client) -> StatusView:
     ledger = Ledger(connection)
-    row = ledger.referral(referral_id)
-    if row is None:
-        raise Problem(404, "Not Found", f"no referral {referral_id}")
-    if row.organisation_id != client.organisation:
-        raise Problem(403, "Forbidden", "this referral is not assigned to your organisation")
+    referral = _assigned(ledger.referral(referral_id), referral_id, client)
     ledger.audit(
         actor=f"client:{client.client_id}", action="read-status", referral_id=referral_id, detail={}
     )
     return StatusView(
         referral_id=referral_id,
-        status=row.welfare_status,
-        sequence=row.status_sequence,
-        business_status=row.business_status,
-        posted_sequence=row.reported_sequence,
-        withdrawn_by_gp=row.withdrawn_by_gp,
+        status=referral.welfare_status,
+        sequence=referral.sequence,
+        business_status=referral.business_status,
+        posted_sequence=referral.reported_sequence,
+        withdrawn_by_gp=referral.gp_withdrew,
     )
 
 
@@ -199,7 +193,7 @@ async def raise_signal(referral_id: str, report: SignalReport, request: Request)
     wanted = _referral_id(referral_id)
     event = _event(SignalRaised, report, referral_id=wanted, organisation_id=client.organisation)
     async with engine.begin() as connection:
-        verdict = await connection.run_sync(_prejudge_signal, wanted, client)
+        verdict = await connection.run_sync(_prejudge_signal, event.data, client)
         reply = await _publish(event, verdict, client)
         await connection.run_sync(_remember_report, event, client, verdict)
     return reply
@@ -222,30 +216,16 @@ def _first_error(invalid: ValidationError) -> str:
 def _prejudge_status(
     connection: Connection, reported: ReferralStatusReported, client: Client
 ) -> Verdict:
-    row = _assigned(connection, reported.referral_id, client)
-    # Judged against the newest of what was applied and what was POSTed before (published,
-    # maybe not yet applied), so a case system may POST its statuses in quick succession.
-    current: WelfareStatus | None
-    if row.reported_sequence > row.status_sequence and row.reported_status:
-        current, last_sequence = WelfareStatus(row.reported_status), row.reported_sequence
-    else:
-        current = WelfareStatus(row.welfare_status) if row.welfare_status else None
-        last_sequence = row.status_sequence
-    return judge_report(
-        current,
-        last_sequence,
-        gp_withdrew=row.withdrawn_by_gp,
-        incoming=reported.status,
-        sequence=reported.sequence,
-        business_status=reported.business_status,
+    referral = _locked(connection, reported.referral_id, client)
+    report = Report(reported.status, reported.sequence, reported.business_status)
+    return verdict(referral.post_report(client.organisation, report))
+
+
+def _prejudge_signal(connection: Connection, signal: SignalRaised, client: Client) -> Verdict:
+    referral = _locked(connection, signal.referral_id, client)
+    return verdict(
+        referral.raise_signal(client.organisation, signal.organisation_id, signal.signal_id)
     )
-
-
-def _prejudge_signal(connection: Connection, referral_id: uuid.UUID, client: Client) -> Verdict:
-    row = _assigned(connection, referral_id, client)
-    if row.withdrawn_by_gp:
-        return Verdict(False, StatusProblemCode.REFERRAL_ENDED, "the GP withdrew this referral")
-    return Verdict(apply=True)
 
 
 def _remember_report(
@@ -270,13 +250,18 @@ def _remember_report(
     )
 
 
-def _assigned(connection: Connection, referral_id: uuid.UUID, client: Client) -> ReferralRow:
-    row = Ledger(connection).referral_for_update(referral_id)
+def _locked(connection: Connection, referral_id: uuid.UUID, client: Client) -> Referral:
+    return _assigned(Ledger(connection).referral_for_update(referral_id), referral_id, client)
+
+
+def _assigned(row: ReferralRow | None, referral_id: uuid.UUID, client: Client) -> Referral:
+    """The referral, if it is the caller's: else 404 or 403 (as RFC 9457 problems)."""
     if row is None:
         raise Problem(404, "Not Found", f"no referral {referral_id}")
-    if row.organisation_id != client.organisation:
+    referral = Referral.of(row)
+    if not referral.assigned_to(client.organisation):
         raise Problem(403, "Forbidden", "this referral is not assigned to your organisation")
-    return row
+    return referral
 
 
 _PROBLEM_STATUS = {StatusProblemCode.REFERRAL_ENDED: (410, "Gone")}
@@ -309,21 +294,14 @@ def _fetch(connection: Connection, referral_id: uuid.UUID, client: Client) -> tu
     """Decide and audit in one transaction: every attempt is in the trail, granted or not."""
     ledger = Ledger(connection)
     row = ledger.referral(referral_id)
-    details = ledger.details(referral_id) if row else None
-    if row is None:
-        status, body = 404, {"title": "Not Found", "detail": f"no referral {referral_id}"}
-    elif row.organisation_id != client.organisation:
-        status, body = (
-            403,
-            {"title": "Forbidden", "detail": "this referral is not assigned to your organisation"},
-        )
-    elif row.status in GONE_STATUSES or details is None:
-        status, body = (
-            410,
-            {"title": "Gone", "detail": "the referral was withdrawn or its details were erased"},
-        )
-    else:
+    try:
+        referral = _assigned(row, referral_id, client)
+        details = ledger.details(referral_id)
+        if referral.withdrawn or details is None:
+            raise Problem(410, "Gone", "the referral was withdrawn or its details were erased")
         status, body = 200, details
+    except Problem as refused:
+        status, body = refused.status, {"title": refused.title, "detail": refused.detail}
     ledger.audit(
         actor=f"client:{client.client_id}",
         action="read-details" if status == 200 else "read-details-refused",

@@ -21,13 +21,13 @@ from contracts.cloudevents import CloudEvent
 from contracts.events import FeedbackReceivedByGp
 from contracts.events.gp import GpResourceChanged
 from contracts.events.status import ReferralStatusReported, WelfareStatus
-from contracts.feedback import TASK_VIEW
 from contracts.fhir_systems import (
     BACKPORT_HEARTBEAT_PERIOD,
     BACKPORT_PAYLOAD_CONTENT,
     REFERRAL_FEEDBACK_TOPIC,
 )
 from deploy.devstack.stack import DevStack
+from domain.status_machine import TASK_VIEW
 from tests.conftest import free_port
 from tests.e2e.conftest import (
     GP_LELYSTAD,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 import tomllib
@@ -31,3 +32,23 @@ def test_every_service_folder_is_covered_by_the_independence_rule() -> None:
         f"services.{p.name}" for p in (REPO / "services").iterdir() if (p / "__init__.py").exists()
     }
     assert set(independence["modules"]) == service_folders
+
+
+def _imported_roots(module: Path) -> set[str]:
+    roots: set[str] = set()
+    for node in ast.walk(ast.parse(module.read_text())):
+        if isinstance(node, ast.Import):
+            roots |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            roots.add(node.module.split(".")[0])
+    return roots
+
+
+def test_the_domain_imports_only_contracts_and_the_standard_library() -> None:
+    allowed = set(sys.stdlib_module_names) | {"__future__", "contracts", "domain"}
+    modules = sorted((REPO / "domain").rglob("*.py"))
+    assert modules, "no domain package"
+    strays = {
+        f"{m.relative_to(REPO)}: {root}" for m in modules for root in _imported_roots(m) - allowed
+    }
+    assert not strays, strays

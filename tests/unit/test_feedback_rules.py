@@ -15,7 +15,7 @@ from contracts.events.status import (
     StatusProblemCode,
     WelfareStatus,
 )
-from contracts.feedback import ALLOWED, TASK_VIEW, judge
+from domain.status_machine import ALLOWED, TASK_VIEW, WELFARE_ENDINGS, judge
 
 W = WelfareStatus
 
@@ -68,6 +68,7 @@ def test_every_status_has_a_task_view_and_endings_end() -> None:
     assert TASK_VIEW[W.COMPLETED][0] is ReferralStatus.COMPLETED
     for ending in (W.COMPLETED, W.DECLINED, W.UNREACHABLE, W.WITHDRAWN_BY_PATIENT):
         assert ALLOWED[ending] == frozenset()
+    assert {s for s, after in ALLOWED.items() if s is not None and not after} == WELFARE_ENDINGS
 
 
 def _reported(**fields: object) -> ReferralStatusReported:

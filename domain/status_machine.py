@@ -1,5 +1,9 @@
-"""The referral state machine on the welfare side, and how each status shows on the GP's
-FHIR Task (``Task.status`` + ``Task.businessStatus``). Pure data and rules."""
+"""The welfare side's state machine, how each status shows on the GP's FHIR Task
+(``Task.status`` + ``Task.businessStatus``), and when a referral has ended.
+
+This is the one place those sets are defined; the SQL that filters on them derives its
+strings from here.
+"""
 
 from __future__ import annotations
 
@@ -44,24 +48,58 @@ def task_view(
     return None
 
 
-_ENDINGS = {W.COMPLETED, W.UNREACHABLE, W.WITHDRAWN_BY_PATIENT}
+# -- the referral has ended ---------------------------------------------------------------
+
+# The welfare statuses after which nothing moves. Only a referral not yet taken on can be
+# declined; one that was taken on closes in one of the other three ways.
+WELFARE_ENDINGS: frozenset[WelfareStatus] = frozenset(
+    {W.DECLINED, W.COMPLETED, W.UNREACHABLE, W.WITHDRAWN_BY_PATIENT}
+)
+_CLOSINGS = WELFARE_ENDINGS - {W.DECLINED}
+
+# A withdrawal, by the GP or (reported by the welfare side) by the patient, cancels the Task.
+WITHDRAWN_TASK_STATUS = ReferralStatus.CANCELLED
+
+# Task statuses of an ended referral: each welfare ending as the Task shows it, plus the
+# GP's withdrawal. ``has_ended`` and every SQL filter on "still open" use this set.
+ENDED_TASK_STATUSES: frozenset[ReferralStatus] = frozenset(
+    {TASK_VIEW[ending][0] for ending in WELFARE_ENDINGS} | {WITHDRAWN_TASK_STATUS}
+)
+
+
+def has_ended(task_status: ReferralStatus) -> bool:
+    """Completed, declined, unreachable, or withdrawn by either side."""
+    return task_status in ENDED_TASK_STATUSES
+
+
+def was_withdrawn(task_status: ReferralStatus) -> bool:
+    """Withdrawn by the GP or by the patient: the coach has no more use for the details."""
+    return task_status is WITHDRAWN_TASK_STATUS
+
+
+def gp_withdrew(task_status: ReferralStatus, welfare_status: WelfareStatus | None) -> bool:
+    """Cancelled by the GP (a patient's withdrawal, reported by the welfare side, is not)."""
+    return was_withdrawn(task_status) and welfare_status is not W.WITHDRAWN_BY_PATIENT
+
+
+# -- transitions --------------------------------------------------------------------------
+
 # From each state (None: not yet heard from the welfare side), the states it may move to.
 ALLOWED: dict[WelfareStatus | None, frozenset[WelfareStatus]] = {
     None: frozenset({W.RECEIVED, W.ACCEPTED, W.DECLINED}),
     W.RECEIVED: frozenset({W.ACCEPTED, W.DECLINED, W.UNREACHABLE, W.WITHDRAWN_BY_PATIENT}),
-    W.ACCEPTED: frozenset({W.FIRST_CONTACT, W.IN_PROGRESS, W.ON_HOLD} | _ENDINGS),
-    W.FIRST_CONTACT: frozenset({W.IN_PROGRESS, W.ON_HOLD} | _ENDINGS),
-    W.IN_PROGRESS: frozenset({W.ON_HOLD} | _ENDINGS),
-    W.ON_HOLD: frozenset({W.IN_PROGRESS} | _ENDINGS),
-    W.DECLINED: frozenset(),
-    W.COMPLETED: frozenset(),
-    W.UNREACHABLE: frozenset(),
-    W.WITHDRAWN_BY_PATIENT: frozenset(),
+    W.ACCEPTED: frozenset({W.FIRST_CONTACT, W.IN_PROGRESS, W.ON_HOLD} | _CLOSINGS),
+    W.FIRST_CONTACT: frozenset({W.IN_PROGRESS, W.ON_HOLD} | _CLOSINGS),
+    W.IN_PROGRESS: frozenset({W.ON_HOLD} | _CLOSINGS),
+    W.ON_HOLD: frozenset({W.IN_PROGRESS} | _CLOSINGS),
+    **{ending: frozenset() for ending in WELFARE_ENDINGS},
 }
 
 
 @dataclass(frozen=True)
 class Verdict:
+    """Apply, ignore as a harmless repeat (no problem), or refuse with a problem."""
+
     apply: bool
     problem: StatusProblemCode | None = None
     detail: str = ""
@@ -98,28 +136,3 @@ def judge(
             f"{current.value if current else 'requested'} cannot become {incoming.value}",
         )
     return Verdict(apply=True)
-
-
-def judge_report(
-    current: WelfareStatus | None,
-    last_sequence: int,
-    *,
-    gp_withdrew: bool,
-    incoming: WelfareStatus,
-    sequence: int,
-    business_status: WorBusinessStatus | None,
-) -> Verdict:
-    """``judge``, then the rules that need the referral: nothing moves a referral the GP
-    withdrew (repeats stay harmless), and a business status must fit its status."""
-    verdict = judge(current, last_sequence, incoming, sequence)
-    if not verdict.apply:
-        return verdict
-    if gp_withdrew:
-        return Verdict(False, StatusProblemCode.REFERRAL_ENDED, "the GP withdrew this referral")
-    if task_view(incoming, business_status) is None:
-        return Verdict(
-            False,
-            StatusProblemCode.UNFITTING_BUSINESS_STATUS,
-            f"business status {business_status} does not fit {incoming.value}",
-        )
-    return verdict
