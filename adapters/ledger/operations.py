@@ -15,8 +15,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from adapters.ledger.tables import dead_letters, operator_sessions, referrals, webhook_deliveries
 from contracts.codes import ReferralStatus
 from contracts.events.deadletter import DeadLetter
+from domain.status_machine import ENDED_TASK_STATUSES
 
-ENDED_TASK_STATUSES = ("completed", "cancelled", "rejected", "failed")
+_ENDED = tuple(sorted(status.value for status in ENDED_TASK_STATUSES))
 
 
 @dataclass(frozen=True)
@@ -242,7 +243,7 @@ class Operations:
                     referrals.c.contact_overdue_at.is_not(None),
                 )
             )
-            .where(referrals.c.status.not_in(ENDED_TASK_STATUSES))
+            .where(referrals.c.status.not_in(_ENDED))
             .order_by(referrals.c.updated_at.desc())
             .limit(limit)
         )

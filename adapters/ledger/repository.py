@@ -19,6 +19,7 @@ from adapters.ledger.tables import (
     referrals,
 )
 from contracts.codes import ReferralStatus
+from domain.status_machine import ENDED_TASK_STATUSES
 
 
 @dataclass(frozen=True)
@@ -733,7 +734,7 @@ class Ledger:
         )
 
 
-_ENDED_TASK_STATUSES = ("completed", "cancelled", "rejected", "failed")
+_ENDED_TASK_STATUSES = tuple(sorted(status.value for status in ENDED_TASK_STATUSES))
 
 
 def _communication(row: Any) -> CommunicationRow:

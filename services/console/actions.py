@@ -17,9 +17,8 @@ from sqlalchemy import Connection, Engine
 from adapters.kafka_admin import republish
 from adapters.ledger.operations import DeadLetterRow, Operations
 from adapters.ledger.repository import Ledger, ReferralRow
-from contracts.codes import ReferralStatus
+from domain.status_machine import has_ended, was_withdrawn
 
-ENDED = {ReferralStatus.COMPLETED, ReferralStatus.REJECTED, ReferralStatus.FAILED}
 REPLAY_HEADER = "brug-replay-of"
 
 
@@ -37,9 +36,9 @@ def replay_refusal(referral: ReferralRow | None, details_kept: bool) -> str | No
     """Why a referral's message must not be sent again, or None when it may."""
     if referral is None:
         return "the referral is not in the ledger"
-    if referral.status is ReferralStatus.CANCELLED:
+    if was_withdrawn(referral.status):
         return "the referral was withdrawn; nothing is re-sent"
-    if referral.status in ENDED:
+    if has_ended(referral.status):
         return f"the referral has ended ({referral.status.value}); nothing is re-sent"
     if not details_kept:
         return "the referral's details were erased (retention or consent); nothing is re-sent"

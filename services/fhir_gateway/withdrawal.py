@@ -25,9 +25,9 @@ from contracts import topics
 from contracts.cloudevents import CloudEvent
 from contracts.codes import ReferralStatus
 from contracts.events import ReferralWithdrawn
+from domain.referral import Referral, Refusal
 
 SERVICE = "fhir-gateway"
-ENDED = {ReferralStatus.COMPLETED, ReferralStatus.REJECTED, ReferralStatus.FAILED}
 
 
 def requested_status(method: str, body: Any, resource_type: str = "Task") -> str | None:
@@ -92,14 +92,10 @@ def _cancel(connection: Connection, task_id: uuid.UUID, client: Client) -> Refer
     row = ledger.referral_by_task(task_id)
     if row is None or row.requester_agb != client.organisation:
         raise FhirProblem(404, "not-found", f"Task/{task_id} is not known", "Task.id")
-    if row.status in ENDED:
-        raise FhirProblem(
-            422,
-            "business-rule",
-            f"the referral has ended ({row.status.value}); it can no longer be withdrawn",
-            "Task.status",
-        )
-    if row.status is not ReferralStatus.CANCELLED:
+    withdrawal = Referral.of(row).withdraw()
+    if isinstance(withdrawal, Refusal):
+        raise FhirProblem(422, "business-rule", withdrawal.detail, "Task.status")
+    if withdrawal:  # not a repeat: the Task is cancelled now
         ledger.change_status(
             row.referral_id,
             ReferralStatus.CANCELLED,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 import tomllib
@@ -52,3 +53,45 @@ def test_the_domain_imports_only_contracts_and_the_standard_library() -> None:
         f"{m.relative_to(REPO)}: {root}" for m in modules for root in _imported_roots(m) - allowed
     }
     assert not strays, strays
+
+
+_STATUS_SET_NAMES = re.compile(r"ENDED|ENDINGS|GONE|FINAL|TERMINAL", re.IGNORECASE)
+
+
+def _literal_collection(value: ast.expr) -> bool:
+    if isinstance(value, ast.Set | ast.Tuple | ast.List):
+        return True
+    return (
+        isinstance(value, ast.Call)
+        and isinstance(value.func, ast.Name)
+        and value.func.id in {"set", "frozenset", "tuple"}
+        and any(_literal_collection(arg) for arg in value.args)
+    )
+
+
+def _written_out_status_sets(module: Path) -> set[str]:
+    found = set()
+    for node in ast.parse(module.read_text()).body:
+        if isinstance(node, ast.Assign):
+            targets, value = node.targets, node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            targets, value = [node.target], node.value
+        else:
+            continue
+        for target in targets:
+            named = isinstance(target, ast.Name) and _STATUS_SET_NAMES.search(target.id)
+            if named and _literal_collection(value):
+                found.add(f"{module.relative_to(REPO)}: {ast.unparse(target)}")
+    return found
+
+
+def test_no_set_of_ended_statuses_is_written_out_beside_the_domain() -> None:
+    """ "The referral has ended" is defined once, in domain/status_machine.py; elsewhere such
+    a set may only be derived from it (e.g. the strings an SQL filter needs)."""
+    written_out = {
+        found
+        for package in ("contracts", "adapters", "services", "deploy")
+        for module in (REPO / package).rglob("*.py")
+        for found in _written_out_status_sets(module)
+    }
+    assert not written_out, written_out
