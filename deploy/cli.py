@@ -56,7 +56,13 @@ def dev_up(state_dir: StateDir = None) -> None:
     from deploy.devstack.stack import dev_tokens
 
     stack = _stack(state_dir)
-    stack.up()
+    try:
+        stack.up()
+    except (RuntimeError, TimeoutError, OSError) as error:
+        # The error carries the end of the failing service's log: CI output shows why.
+        typer.echo(f"brug dev up: {error}", err=True)
+        typer.echo("what runs now: brug dev status; stop it all: brug dev down", err=True)
+        raise typer.Exit(1) from None
     _print_status(stack.status())
     typer.echo(f"logs: {stack.config.state_dir / 'logs'}")
     typer.echo(f"FHIR base: {stack.fhir_base_url}   social edge: {stack.social_base_url}")
@@ -68,7 +74,12 @@ def dev_up(state_dir: StateDir = None) -> None:
 @dev.command("down")
 def dev_down(state_dir: StateDir = None) -> None:
     """Stop every service, then Kafka and PostgreSQL (data is kept)."""
-    stopped = _stack(state_dir).down()
+    try:
+        stopped = _stack(state_dir).down()
+    except (RuntimeError, TimeoutError, OSError) as error:
+        typer.echo(f"brug dev down: {error}", err=True)
+        typer.echo("what still runs: brug dev status; try brug dev down again", err=True)
+        raise typer.Exit(1) from None
     typer.echo("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
 
 

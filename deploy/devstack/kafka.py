@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,12 +21,14 @@ from string import Template
 
 from adapters.kafka_admin import wait_until_reachable
 from deploy.devstack.paths import DEPLOY_DIR, cache_dir
-from deploy.devstack.processes import ManagedProcess
+from deploy.devstack.processes import ManagedProcess, wait_until_ports_free
 
 POM = DEPLOY_DIR / "kafka" / "pom.xml"
 LOG4J2_CONFIG = DEPLOY_DIR / "kafka" / "log4j2.properties"
 SERVER_TEMPLATE = DEPLOY_DIR / "kafka" / "server.properties.template"
 JVM_OPTIONS = ("-Xms256m", "-Xmx768m", "-XX:+UseG1GC", "-Djava.awt.headless=true")
+# Once the JVM has exited its listeners are closed: the ports free at once in practice.
+PORTS_FREE_AFTER_STOP_SECONDS = 10.0
 
 
 def kafka_version() -> str:
@@ -97,14 +100,35 @@ class KafkaNode:
         self.process.start(
             self._java(libs, "kafka.Kafka", str(config)), env=_java_env(), cwd=self.home
         )
-        try:
-            wait_until_reachable(self.bootstrap_servers, timeout=timeout)
-        except TimeoutError as error:
-            raise RuntimeError(f"{error}; see {self.process.log_file}") from error
+        self._wait_until_answering(timeout)
 
     def stop(self) -> bool:
+        """Stop the broker; return (True if it ran) once it has exited and its ports are free."""
         # A controlled shutdown flushes the log; 30 s is generous for a dev broker.
-        return self.process.stop(timeout=30.0)
+        stopped = self.process.stop(timeout=30.0)
+        if stopped:
+            wait_until_ports_free(
+                {self.port: "Kafka", self.controller_port: "Kafka controller"},
+                PORTS_FREE_AFTER_STOP_SECONDS,
+            )
+        return stopped
+
+    def _wait_until_answering(self, timeout: float) -> None:
+        """Until the broker answers; at once, showing the end of its log, if it exits."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                wait_until_reachable(self.bootstrap_servers, timeout=2.0)
+                return
+            except TimeoutError as error:
+                if not self.process.is_running():
+                    raise RuntimeError(f"Kafka exited while starting; {self._log_end()}") from error
+                if time.monotonic() >= deadline:
+                    raise RuntimeError(f"{error}; {self._log_end()}") from error
+
+    def _log_end(self) -> str:
+        tail = "\n".join(f"    {line}" for line in self.process.log_tail(30).splitlines())
+        return f"the end of {self.process.log_file}:\n{tail}"
 
     def _write_config(self) -> Path:
         self.home.mkdir(parents=True, exist_ok=True)

@@ -15,9 +15,13 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from deploy.devstack.processes import wait_until_ports_free
+
 DEV_USER = "brug"
 DEV_PASSWORD = "brug"  # noqa: S105 - loopback-only development cluster, documented in the README
 DEV_DATABASE = "brug"
+# pg_ctl -w returns once the postmaster has exited: its port frees at once in practice.
+PORTS_FREE_AFTER_STOP_SECONDS = 10.0
 
 
 def postgres_bin_dir() -> Path:
@@ -93,9 +97,17 @@ class PostgresCluster:
         self._ensure_database(bin_dir)
 
     def stop(self) -> bool:
+        """Stop the server; return (True if it ran) once it has exited and its port is free."""
         if not self.is_running():
             return False
-        self._pg_ctl(postgres_bin_dir(), "stop", "-m", "fast", "-w")
+        bin_dir = postgres_bin_dir()
+        # "fast" rolls back open sessions and shuts down cleanly. Should that not finish,
+        # "immediate" (crash recovery at the next start) rather than return with the
+        # postmaster still bound to the port.
+        fast = self._pg_ctl(bin_dir, "stop", "-m", "fast", "-w", "-t", "30", check=False)
+        if fast.returncode != 0 and self.is_running():
+            self._pg_ctl(bin_dir, "stop", "-m", "immediate", "-w", "-t", "30")
+        wait_until_ports_free({self.port: "PostgreSQL"}, PORTS_FREE_AFTER_STOP_SECONDS)
         return True
 
     def is_running(self) -> bool:

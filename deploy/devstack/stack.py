@@ -20,7 +20,12 @@ from adapters.runtime.service import READY_LOG_LINE
 from deploy.devstack.kafka import KafkaNode
 from deploy.devstack.paths import DEPLOY_DIR, REPO_ROOT
 from deploy.devstack.postgres import PostgresCluster
-from deploy.devstack.processes import ManagedProcess
+from deploy.devstack.processes import (
+    ManagedProcess,
+    accepts_connections,
+    stop_all,
+    wait_until_ports_free,
+)
 from deploy.devstack.provision import provision
 
 # Each service is a module run with ``python -m``; add new services here.
@@ -42,6 +47,15 @@ SERVICE_READY_MARKER = READY_LOG_LINE
 DEFAULT_DIRECTORY = DEPLOY_DIR / "directory" / "sample.json"
 DEFAULT_CLIENTS = DEPLOY_DIR / "clients" / "dev.json"
 DEFAULT_METRICS_PORT_BASE = 9180
+# Before starting a service, how long to wait for its ports to come free: longer than the
+# 60 s Linux keeps a TIME_WAIT, which blocks a listener's bind (see ``port_is_free``).
+PORTS_FREE_BEFORE_START_SECONDS = 70.0
+# After a stop, the stopped processes are gone: their ports free at once in practice.
+PORTS_FREE_AFTER_STOP_SECONDS = 10.0
+# More than a service's graceful shutdown (BRUG_GRACEFUL_TIMEOUT_SECONDS, 15 s).
+SERVICE_STOP_GRACE_SECONDS = 20.0
+# Lines of a service's log an error about its start shows.
+LOG_TAIL_LINES = 30
 
 
 @dataclass(frozen=True)
@@ -166,16 +180,34 @@ class DevStack:
         self.start_services(timeout)
 
     def start_services(self, timeout: float = 60.0) -> None:
-        """Start every service and simulator not running; wait until each is ready."""
+        """Start every service and simulator not running; wait until each is ready.
+
+        Raises naming each service that exited or was not ready in ``timeout``, with the
+        end of its log, so a CI run's output says why."""
         commands = self._commands()
         starting = [name for name in commands if not self.service_process(name).is_running()]
+        # A port still held makes a service exit at once ("address already in use"):
+        # right after another stack's `dev down` its processes may still be dying, and
+        # its closed Kafka/PostgreSQL connections leave TIME_WAITs on ephemeral ports for
+        # 60 s, where a metrics port (BRUG_METRICS_PORT_BASE + i) may fall. Wait those out.
+        wait_until_ports_free(self._ports_of(starting), PORTS_FREE_BEFORE_START_SECONDS)
         log_offsets = {name: self._log_size(name) for name in starting}
         for name in starting:
             self.service_process(name).start(
                 commands[name], env=self.service_environment(name), cwd=REPO_ROOT
             )
+        deadline = time.monotonic() + timeout
+        failures: list[str] = []
         for name in starting:
-            self._wait_until_serving(name, log_offsets[name], timeout)
+            try:
+                self._wait_until_serving(name, log_offsets[name], deadline - time.monotonic())
+            except RuntimeError as failure:
+                failures.append(str(failure))
+        if failures:
+            heading = (
+                f"{len(failures)} of {len(starting)} did not start (waited up to {timeout:.0f}s)"
+            )
+            raise RuntimeError(heading + ":\n" + "\n\n".join(failures))
 
     def case_file(self, organisation_id: str) -> Path:
         """What the simulated case system of ``organisation_id`` received and fetched."""
@@ -202,6 +234,8 @@ class DevStack:
         return commands
 
     def down(self) -> list[str]:
+        """Stop the services, then Kafka and PostgreSQL; return what was stopped once every
+        stopped process has exited and its ports are free (a next `dev up` can bind them)."""
         stopped = self.stop_services()
         if self.config.external_kafka is None and self.kafka.stop():
             stopped.append("kafka")
@@ -210,7 +244,31 @@ class DevStack:
         return stopped
 
     def stop_services(self) -> list[str]:
-        return [name for name in self._commands() if self.service_process(name).stop()]
+        """Stop every service and simulator at once (SIGTERM, SIGKILL after a grace period);
+        return the stopped ones once they have exited and their ports are free."""
+        processes = [self.service_process(name) for name in self._commands()]
+        stopped = [process.name for process in stop_all(processes, SERVICE_STOP_GRACE_SECONDS)]
+        wait_until_ports_free(self._ports_of(stopped), PORTS_FREE_AFTER_STOP_SECONDS)
+        return stopped
+
+    def _http_ports(self) -> dict[str, int]:
+        """The services that serve HTTP, and on which port (as service_environment says)."""
+        c = self.config
+        return {
+            "fhir_gateway": c.fhir_port,
+            "social_gateway": c.social_port,
+            "console": c.console_port,
+        }
+
+    def _ports_of(self, names: list[str]) -> dict[int, str]:
+        """port -> what it is for, of every port the named services listen on."""
+        ports: dict[int, str] = {}
+        for name in names:
+            if name in self._http_ports():
+                ports[self._http_ports()[name]] = f"{name} HTTP"
+            if name in self.services and self.metrics_port(name) > 0:
+                ports[self.metrics_port(name)] = f"{name} metrics"
+        return ports
 
     def status(self) -> list[ComponentStatus]:
         kafka = broker_health(self.bootstrap_servers)
@@ -267,20 +325,36 @@ class DevStack:
         return log_file.stat().st_size if log_file.exists() else 0
 
     def _wait_until_serving(self, name: str, log_offset: int, timeout: float) -> None:
-        """Wait for FastStream's startup line in the log written since ``log_offset``."""
+        """Wait for the ready line in the log written since ``log_offset`` and, for an
+        HTTP service, for its port: the gateways log it from their lifespan start-up,
+        before uvicorn binds the port (and exits if it cannot)."""
         process = self.service_process(name)
+        http_port = self._http_ports().get(name)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        # Checked at least once: a service waited for after another's timeout may be ready.
+        while True:
             if not process.is_running():
-                raise RuntimeError(f"service {name} exited; see {process.log_file}")
-            with process.log_file.open("rb") as log:
-                log.seek(log_offset)
-                if SERVICE_READY_MARKER.encode() in log.read():
-                    return
+                raise RuntimeError(self._start_failure(name, log_offset, _exited(process)))
+            if self._logged_ready(process, log_offset) and (
+                http_port is None or accepts_connections(http_port)
+            ):
+                return
+            if time.monotonic() >= deadline:
+                break
             time.sleep(0.2)
-        raise RuntimeError(
-            f"service {name} did not start in {timeout:.0f}s; see {process.log_file}"
-        )
+        raise RuntimeError(self._start_failure(name, log_offset, "was not ready in time"))
+
+    @staticmethod
+    def _logged_ready(process: ManagedProcess, log_offset: int) -> bool:
+        with process.log_file.open("rb") as log:
+            log.seek(log_offset)
+            return SERVICE_READY_MARKER.encode() in log.read()
+
+    def _start_failure(self, name: str, log_offset: int, reason: str) -> str:
+        process = self.service_process(name)
+        tail = process.log_tail(LOG_TAIL_LINES, since=log_offset) or "(nothing logged)"
+        indented = "\n".join(f"    {line}" for line in tail.splitlines())
+        return f"service {name} {reason}; the end of {process.log_file}:\n{indented}"
 
     def _write_connection_file(self) -> None:
         """So other shells and tools find this stack without repeating the configuration."""
@@ -290,6 +364,13 @@ class DevStack:
             "config": {k: str(v) for k, v in asdict(self.config).items()},
         }
         (self.config.state_dir / "stack.json").write_text(json.dumps(details, indent=2))
+
+
+def _exited(process: ManagedProcess) -> str:
+    code = process.exit_code()
+    if code is None:
+        return "exited while starting"
+    return f"exited while starting ({f'signal {-code}' if code < 0 else f'exit code {code}'})"
 
 
 def dev_tokens() -> dict[str, str]:
