@@ -27,12 +27,14 @@ def render_service_documents() -> dict[Path, str]:
     documents: dict[Path, str] = {}
     for service in SERVICES:
         module = importlib.import_module(f"services.{service}.app")
-        if isinstance(module.app, FastStream):
-            documents[ASYNCAPI_DIR / f"{service}.yaml"] = _stable_yaml(module.app.schema)
+        # A service with a composition root builds its app on demand (no I/O until run).
+        app = module.create_app() if hasattr(module, "create_app") else module.app
+        if isinstance(app, FastStream):
+            documents[ASYNCAPI_DIR / f"{service}.yaml"] = _stable_yaml(app.schema)
         if isinstance(getattr(module, "asyncapi", None), AsyncAPI):
             documents[ASYNCAPI_DIR / f"{service}.yaml"] = _stable_yaml(module.asyncapi)
-        if isinstance(module.app, FastAPI):
-            openapi = json.dumps(module.app.openapi(), indent=2, sort_keys=True) + "\n"
+        if isinstance(app, FastAPI):
+            openapi = json.dumps(app.openapi(), indent=2, sort_keys=True) + "\n"
             documents[OPENAPI_DIR / f"{service}.json"] = openapi
     return documents
 

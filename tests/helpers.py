@@ -4,15 +4,25 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 
+T = TypeVar("T")
 
-def produce(bootstrap: str, topic: str, value: bytes, key: bytes | None = None) -> None:
+
+def produce(
+    bootstrap: str,
+    topic: str,
+    value: bytes,
+    key: bytes | None = None,
+    *,
+    partition: int | None = None,
+) -> None:
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
     try:
-        producer.send(topic, value=value, key=key).get(timeout=15)
+        producer.send(topic, value=value, key=key, partition=partition).get(timeout=15)
     finally:
         producer.close()
 
@@ -83,3 +93,14 @@ def collect_by_key(
         return found
     finally:
         consumer.close()
+
+
+def eventually(check: Callable[[], T | None], what: str, timeout: float = 30.0) -> T:
+    """``check()``'s first truthy result, polled until ``timeout``: the one way tests wait."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if result := check():
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout:.0f}s: {what}")
+        time.sleep(0.2)

@@ -282,37 +282,11 @@ class Ledger:
             "already-assigned", row.organisation_id, row.routed_event_published_at is not None
         )
 
-    def mark_routed_event_published(self, referral_id: UUID, at: datetime) -> None:
-        self.connection.execute(
-            update(referrals)
-            .where(referrals.c.referral_id == referral_id)
-            .values(routed_event_published_at=at)
-        )
-
     def mark_submitted_event_published(self, referral_id: UUID, at: datetime) -> None:
         self.connection.execute(
             update(referrals)
             .where(referrals.c.referral_id == referral_id)
             .values(submitted_event_published_at=at)
-        )
-
-    def discard_unpublished(
-        self, referral_id: UUID, client_id: str, request_id: str | None
-    ) -> None:
-        """Undo an intake whose event Kafka never acknowledged (details, history and the
-        stored answer go with it; the audit trail keeps the attempt)."""
-        if request_id is not None:
-            self.connection.execute(
-                delete(idempotency_keys).where(
-                    (idempotency_keys.c.client_id == client_id)
-                    & (idempotency_keys.c.request_id == request_id)
-                )
-            )
-        self.connection.execute(
-            delete(referrals).where(
-                (referrals.c.referral_id == referral_id)
-                & referrals.c.submitted_event_published_at.is_(None)
-            )
         )
 
     def change_status(

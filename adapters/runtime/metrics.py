@@ -32,6 +32,11 @@ BUILD_INFO = Gauge(
 DEAD_LETTERED = Counter(
     "brug_dead_lettered", "Records parked on brug.deadletter.v1.", ["service", "reason"]
 )
+ORPHANS_DROPPED = Counter(
+    "brug_orphan_events_dropped",
+    "Events about a referral the ledger never held, dropped without retry or dead letter.",
+    ["service", "type"],
+)
 MESSAGES_HANDLED = Counter(
     "brug_messages_handled", "Kafka records handled, by CloudEvents type.", ["service", "type"]
 )

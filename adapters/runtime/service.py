@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Callable, Coroutine
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
@@ -42,6 +45,24 @@ def make_app(broker: KafkaBroker, *, service: str, description: str) -> FastStre
         logging.getLogger(f"brug.{service}").info(READY_LOG_LINE)
 
     return app
+
+
+def run_in_background(app: FastStream, *loops: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Run each ``loop`` as a task from start-up until shutdown (the service's timer,
+    delivery and relay loops): started after the broker is connected, cancelled before it
+    closes, so a loop never runs without its broker."""
+    tasks: list[asyncio.Task[None]] = []
+
+    @app.after_startup
+    async def _start_loops() -> None:
+        tasks.extend(asyncio.create_task(loop()) for loop in loops)
+
+    @app.on_shutdown
+    async def _stop_loops() -> None:
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 def run(app: FastStream) -> None:

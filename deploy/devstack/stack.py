@@ -37,6 +37,7 @@ SERVICES: tuple[str, ...] = (
     "feedback",
     "gp_notify",
     "console",
+    "relay",
 )
 # Signing secrets of the sample directory's webhook organisations (dev only; set your own).
 DEV_WEBHOOK_SECRETS = {"BRUG_WEBHOOK_SECRET_XTRA_ZOETERMEER": "dev-webhook-secret-xtra"}

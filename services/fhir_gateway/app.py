@@ -101,12 +101,7 @@ withdrawals = Withdrawals(
     publish_timeout=settings.publish_timeout_seconds,
 )
 reads = Reads(engine=engine, publisher=social_referrals, base_url=settings.fhir_base_url)
-submissions = Submissions(
-    engine=engine,
-    publisher=referrals_submitted,
-    retention=timedelta(days=settings.details_retention_days),
-    publish_timeout=settings.publish_timeout_seconds,
-)
+submissions = Submissions(engine=engine, retention=timedelta(days=settings.details_retention_days))
 
 
 @asynccontextmanager

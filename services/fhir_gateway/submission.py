@@ -1,23 +1,20 @@
-"""Making an accepted referral durable: ledger row, details, first status and the
-``ReferralSubmitted`` event, all or nothing.
+"""Making an accepted referral durable: ledger row, details, first status, audit row and
+the ``ReferralSubmitted`` event in the outbox, in one transaction.
 
-The ledger transaction commits first, then ``ReferralSubmitted`` is published with
-acks=all, then the publish is recorded; the GP gets its 2xx only after all three. If Kafka
-does not acknowledge, the new intake is deleted again and the GP gets a 503 (nothing
-half-accepted). Should even that delete fail, the referral stays unpublished and the GP's
-retry — same identifier — publishes it and answers with it.
+The GP's 201 means exactly that this transaction committed: the referral is kept, and the
+relay publishes its event (acks=all) as soon as Kafka takes it. So nothing is undone after
+the answer, and no event can exist for a referral the ledger does not hold. While Kafka is
+down the GP still gets its 201; the referral reaches the organisation when Kafka is back.
 """
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from faststream.kafka.publisher.usecase import DefaultPublisher
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -25,8 +22,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from adapters.clients import Client
 from adapters.fhir.resources import task_resource, transaction_response
 from adapters.ledger.repository import Ledger, NewReferral, ReferralRow
+from adapters.outbox import Outbox, cloudevent_message
 from adapters.runtime.logging import bind_ids
 from adapters.runtime.tracing import current_trace_id
+from contracts import topics
 from contracts.cloudevents import CloudEvent
 from contracts.codes import ReferralStatus
 from contracts.details import ReferralDetails
@@ -54,9 +53,7 @@ class Reply:
 @dataclass
 class Submissions:
     engine: AsyncEngine
-    publisher: DefaultPublisher
     retention: timedelta
-    publish_timeout: float
 
     async def submit(
         self,
@@ -101,47 +98,14 @@ class Submissions:
                 reply = shape(_reply(intake, existing, created=False))
             else:
                 new = self._new_referral(intake, client)
-                await connection.run_sync(_record, new, client)
                 row = _as_row(new)
+                submitted = _submitted_event(row, traceparent)
+                await connection.run_sync(_record, new, client, submitted)
                 reply = shape(_reply(intake, row, created=True))
             if remember:
                 await connection.run_sync(_remember, client, remember, reply)
         bind_ids(referral_id=row.referral_id)  # the rest of the request's log lines name it
-        if not row.submitted_event_published:
-            await self._publish_or_discard(row, client, remember, traceparent, new=existing is None)
         return reply
-
-    async def _publish_or_discard(
-        self,
-        row: ReferralRow,
-        client: Client,
-        remember: Remember | None,
-        traceparent: str | None,
-        *,
-        new: bool,
-    ) -> None:
-        """The ledger row is committed before the event exists, so the router always finds
-        it. If Kafka does not acknowledge, a new intake is undone (the GP gets a 503 and
-        retries); an older unpublished one stays for its retry to publish."""
-        try:
-            await asyncio.wait_for(self._publish(row, traceparent), self.publish_timeout)
-        except BaseException:
-            if new:
-                async with self.engine.begin() as connection:
-                    await connection.run_sync(
-                        lambda c: Ledger(c).discard_unpublished(
-                            row.referral_id,
-                            client.client_id,
-                            remember.request_id if remember else None,
-                        )
-                    )
-            raise
-        async with self.engine.begin() as connection:
-            await connection.run_sync(
-                lambda c: Ledger(c).mark_submitted_event_published(
-                    row.referral_id, datetime.now(UTC)
-                )
-            )
 
     def _new_referral(self, intake: Intake, client: Client) -> NewReferral:
         referral_id = uuid.uuid4()
@@ -174,27 +138,23 @@ class Submissions:
             trace_id=current_trace_id(),
         )
 
-    async def _publish(self, row: ReferralRow, traceparent: str | None) -> None:
-        assert row.created_at is not None and row.municipality_code is not None
-        event = CloudEvent[ReferralSubmitted].wrap(
-            ReferralSubmitted(
-                referral_id=row.referral_id,
-                municipality_code=row.municipality_code,
-                themes=row.themes,  # type: ignore[arg-type]
-                age_band=row.age_band,  # type: ignore[arg-type]
-                urgency=row.urgency,  # type: ignore[arg-type]
-                submitted_at=row.created_at,
-            ),
-            service=SERVICE,
-            traceparent=traceparent,
-            # Deterministic, so a republished submission is recognisably the same event.
-            event_id=str(uuid.uuid5(row.referral_id, ReferralSubmitted.EVENT_TYPE)),
-        )
-        await self.publisher.publish(
-            event.to_json_bytes(),
-            key=str(row.referral_id).encode(),
-            headers={"content-type": "application/cloudevents+json"},
-        )
+
+def _submitted_event(row: ReferralRow, traceparent: str | None) -> CloudEvent[ReferralSubmitted]:
+    assert row.created_at is not None and row.municipality_code is not None
+    return CloudEvent[ReferralSubmitted].wrap(
+        ReferralSubmitted(
+            referral_id=row.referral_id,
+            municipality_code=row.municipality_code,
+            themes=row.themes,  # type: ignore[arg-type]
+            age_band=row.age_band,  # type: ignore[arg-type]
+            urgency=row.urgency,  # type: ignore[arg-type]
+            submitted_at=row.created_at,
+        ),
+        service=SERVICE,
+        traceparent=traceparent,
+        # Deterministic, so a republished submission is recognisably the same event.
+        event_id=str(uuid.uuid5(row.referral_id, ReferralSubmitted.EVENT_TYPE)),
+    )
 
 
 def _remember(connection: Connection, client: Client, remember: Remember, reply: Reply) -> None:
@@ -225,7 +185,7 @@ def _as_row(new: NewReferral) -> ReferralRow:
         themes=new.themes,
         age_band=new.age_band,
         urgency=new.urgency,
-        submitted_event_published=False,
+        submitted_event_published=False,  # the relay stamps it once Kafka has it
     )
 
 
@@ -235,9 +195,17 @@ def _existing(connection: Connection, intake: Intake) -> ReferralRow | None:
     )
 
 
-def _record(connection: Connection, new: NewReferral, client: Client) -> None:
+def _record(
+    connection: Connection,
+    new: NewReferral,
+    client: Client,
+    submitted: CloudEvent[ReferralSubmitted],
+) -> None:
     ledger = Ledger(connection)
     ledger.record_intake(new)
+    Outbox(connection).add(
+        cloudevent_message(submitted, topics.REFERRALS_SUBMITTED, referral_id=new.referral_id)
+    )
     ledger.audit(
         actor=f"client:{client.client_id}",
         action="submitted",

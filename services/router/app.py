@@ -1,14 +1,14 @@
 """Router service: ``brug.referrals.submitted.v1`` → ``brug.social.referrals.<org>.v1``.
 
-The assignment is committed first, then the event is published, then the publish is
-recorded. A redelivered record finds the referral assigned: if the publish was recorded it
-is skipped, otherwise published again under the same (deterministic) event id. So after a
-crash nothing is lost, and an organisation never sees two different events for a referral.
+The assignment and the organisation's ``ReferralCreated`` are committed together (the
+event goes to the outbox; the relay publishes it). A redelivered record finds the referral
+assigned and is skipped, so after a crash nothing is lost and an organisation never sees
+two different events for a referral. An event for a referral the ledger never held is
+dropped at once (counted, logged): the partition behind it never waits.
 """
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import UTC, datetime
 
@@ -18,9 +18,10 @@ from sqlalchemy import Connection
 from adapters.database import make_async_engine
 from adapters.directory import WatchedDirectory
 from adapters.ledger.repository import Assignment, Ledger
+from adapters.outbox import Outbox, cloudevent_message
 from adapters.runtime import Unprocessable, configure_logging, make_app, make_broker
 from adapters.runtime.kafka import consumer_group
-from adapters.runtime.metrics import observe_end_to_end
+from adapters.runtime.metrics import ORPHANS_DROPPED, observe_end_to_end
 from contracts import topics
 from contracts.cloudevents import CloudEvent
 from contracts.codes import ReferralStatus
@@ -30,7 +31,6 @@ from services.router.service_levels import due_dates
 from services.router.settings import RouterSettings
 
 SERVICE = "router"
-LEDGER_WAITS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2)  # seconds, about 0.4 s in all
 
 settings = RouterSettings()
 configure_logging(SERVICE, settings.log_level, settings.log_format)
@@ -52,18 +52,14 @@ async def _close_database() -> None:
 
 log = structlog.get_logger(f"brug.{SERVICE}")
 
-# Declared for the AsyncAPI document; the organisation's topic is chosen per message.
+# Declared for the AsyncAPI document: what routing emits (the relay publishes it from the
+# outbox, on the topic of the organisation chosen per referral).
 referral_for_organisation = broker.publisher(
     "brug.social.referrals.{organisation_id}.v1",
     title="brug.social.referrals.{organisation_id}.v1",
     description="The referral event one welfare organisation receives. Key: referral id.",
     schema=CloudEvent[ReferralCreated],
 )
-
-
-class ReferralNotInLedger(Exception):
-    """Retried up to the handler limit, then dead-lettered: an event whose referral the
-    ledger does not hold is never delivered to an organisation."""
 
 
 # One consumer per partition (in one group): partitions are routed concurrently, each
@@ -84,76 +80,75 @@ async def handle_submitted(event: CloudEvent[ReferralSubmitted]) -> None:
         async with engine.begin() as connection:
             await connection.run_sync(_hold, submitted.referral_id, unroutable.detail, now)
         raise
-    assignment = await _assign_when_known(created, now)
-    if assignment.published:
+    async with engine.begin() as connection:
+        assignment = await connection.run_sync(_assign, created, event, now)
+    if assignment.outcome == "unknown":
+        # The intake writes its event in the transaction that stores the referral, so an
+        # event for a referral the ledger never held was not Brug's: drop it, don't park it.
+        ORPHANS_DROPPED.labels(service=SERVICE, type=event.type).inc()
+        log.warning("event for a referral the ledger never held dropped", event_id=event.id)
+        return
+    if assignment.outcome == "already-assigned":
         log.info("referral already routed", referral_id=str(submitted.referral_id))
         return
-    if assignment.organisation_id != created.organisation_id:
-        # Assigned before under an older directory: the first assignment stands.
-        created = created.model_copy(update={"organisation_id": assignment.organisation_id})
-    outgoing = CloudEvent[ReferralCreated].wrap(
-        created,
-        service=SERVICE,
-        traceparent=event.traceparent,
-        # Deterministic: should a publish be repeated, consumers see the same event id.
-        event_id=str(uuid.uuid5(created.referral_id, ReferralCreated.EVENT_TYPE)),
-    )
-    await referral_for_organisation.publish(
-        outgoing.to_json_bytes(),
-        topic=topics.social_referrals(created.organisation_id),
-        key=str(created.referral_id).encode(),
-        headers={"content-type": "application/cloudevents+json", "ce-causationid": event.id},
-    )
     observe_end_to_end(SERVICE, "routed", submitted.submitted_at)
-    async with engine.begin() as connection:
-        await connection.run_sync(
-            lambda c: Ledger(c).mark_routed_event_published(created.referral_id, datetime.now(UTC))
-        )
     log.info(
         "referral routed",
         referral_id=str(created.referral_id),
         organisation_id=created.organisation_id,
         municipality_code=created.municipality_code,
-        event_id=outgoing.id,
+        event_id=_created_event_id(created),
     )
 
 
-async def _assign_when_known(created: ReferralCreated, now: datetime) -> Assignment:
-    """Commit the assignment before the event exists, so a case system that fetches the
-    details at once finds the referral assigned to it.
-
-    The gateway commits its ledger row before publishing, so an unknown referral is an
-    orphan (e.g. an intake undone after a publish that timed out but still landed). A
-    short wait first keeps a slow commit on a loaded database from being mistaken for one."""
-    for pause in LEDGER_WAITS:
-        async with engine.begin() as connection:
-            assignment = await connection.run_sync(_assign, created, now)
-        if assignment.outcome != "unknown":
-            return assignment
-        await asyncio.sleep(pause)
-    raise ReferralNotInLedger(f"referral {created.referral_id} is not in the ledger")
-
-
-def _assign(connection: Connection, created: ReferralCreated, now: datetime) -> Assignment:
+def _assign(
+    connection: Connection,
+    created: ReferralCreated,
+    submitted: CloudEvent[ReferralSubmitted],
+    now: datetime,
+) -> Assignment:
+    """The assignment and its event, in one transaction: a case system that fetches the
+    details as soon as the event arrives finds the referral assigned to it, and a referral
+    assigned once (the first assignment stands) is never announced twice."""
     ledger = Ledger(connection)
     assignment = ledger.assign(created.referral_id, created.organisation_id, at=now)
+    if assignment.outcome != "assigned":
+        return assignment
     if assignment.held:
         # Unroutable before, replayed by an operator after a fix: the GP sees it move on.
         ledger.change_status(created.referral_id, ReferralStatus.REQUESTED, source=SERVICE, at=now)
-    if assignment.outcome == "assigned":
-        organisation = directory.current().organisation(created.organisation_id)
-        if organisation is not None:
-            ledger.set_due_dates(created.referral_id, *due_dates(now, organisation.service_levels))
-        ledger.audit(
-            actor=f"service:{SERVICE}",
-            action="routed",
+    organisation = directory.current().organisation(created.organisation_id)
+    if organisation is not None:
+        ledger.set_due_dates(created.referral_id, *due_dates(now, organisation.service_levels))
+    ledger.audit(
+        actor=f"service:{SERVICE}",
+        action="routed",
+        referral_id=created.referral_id,
+        detail={
+            "organisation_id": created.organisation_id,
+            "directory": directory.current().version,
+        },
+    )
+    outgoing = CloudEvent[ReferralCreated].wrap(
+        created,
+        service=SERVICE,
+        traceparent=submitted.traceparent,
+        event_id=_created_event_id(created),
+    )
+    Outbox(connection).add(
+        cloudevent_message(
+            outgoing,
+            topics.social_referrals(created.organisation_id),
             referral_id=created.referral_id,
-            detail={
-                "organisation_id": created.organisation_id,
-                "directory": directory.current().version,
-            },
+            headers={"ce-causationid": submitted.id},
         )
+    )
     return assignment
+
+
+def _created_event_id(created: ReferralCreated) -> str:
+    # Deterministic: should the relay publish it twice, consumers see the same event id.
+    return str(uuid.uuid5(created.referral_id, ReferralCreated.EVENT_TYPE))
 
 
 def _hold(connection: Connection, referral_id: uuid.UUID, reason: str, now: datetime) -> None:

@@ -125,18 +125,20 @@ def test_every_service_serves_metrics_and_a_referral_moves_them(
     assert moved(
         "router", "faststream_received_messages_total", handler="brug.referrals.submitted.v1"
     )
+    # Every domain event leaves through the outbox: the relay publishes for both services.
     assert moved(
-        "router",
+        "relay",
         "faststream_published_messages_total",
         destination=f"brug.social.referrals.{ORGANISATION}.v1",
     )
+    assert moved("relay", "brug_outbox_published_total", type="nl.brug.referral.created.v1")
     # httpx joins the base URL "…/fhir" and "" as "/fhir/", a route of its own.
     assert any(
         moved("fhir_gateway", "brug_http_requests_total", method="POST", route=r, status="201")
         for r in ("/fhir", "/fhir/")
     )
     assert moved(
-        "fhir_gateway",
+        "relay",
         "faststream_published_messages_total",
         destination="brug.referrals.submitted.v1",
     )

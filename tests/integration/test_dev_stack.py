@@ -20,8 +20,8 @@ from contracts import topics
 from deploy.demo import sample_bundle
 from deploy.devstack.postgres import PostgresCluster
 from deploy.devstack.processes import ManagedProcess
-from deploy.devstack.stack import dev_tokens
-from tests.conftest import free_port
+from deploy.devstack.stack import SERVICES, dev_tokens
+from tests.conftest import free_port, free_port_block
 from tests.helpers import wait_for_record
 
 pytestmark = pytest.mark.integration
@@ -48,8 +48,8 @@ def stack_env() -> Iterator[dict[str, str]]:
         "BRUG_FHIR_PORT": str(free_port()),
         "BRUG_SOCIAL_PORT": str(free_port()),
         "BRUG_CONSOLE_PORT": str(free_port()),
-        # Seven ports from here on; an ephemeral port's neighbours are free in practice.
-        "BRUG_METRICS_PORT_BASE": str(free_port()),
+        # One metrics port per service, from here on.
+        "BRUG_METRICS_PORT_BASE": str(free_port_block(len(SERVICES))),
         "TEST_BOOTSTRAP": f"127.0.0.1:{kafka_port}",
         "BRUG_PUBLISH_TIMEOUT_SECONDS": "3",
     }
@@ -77,6 +77,7 @@ EVERYTHING = {
     "feedback",
     "gp_notify",
     "console",
+    "relay",
     "case-system-dynamo-amsterdam",
     "case-system-welzijn-lelystad",
 }
@@ -130,21 +131,23 @@ def test_up_status_crash_recovery_and_down(stack_env: dict[str, str]) -> None:
     assert statuses(stack_env)["kafka"] is False
     assert brug(stack_env, "dev", "status").returncode == 1
     bundle = sample_bundle(f"WOR-{uuid.uuid4()}")
-    refused = submit(stack_env, bundle)
-    assert refused.status_code == 503, refused.text
-    assert refused.headers["retry-after"] == "10"
-    assert refused.json()["issue"][0]["code"] == "transient"
+    while_down = submit(stack_env, bundle)
+    assert while_down.status_code == 201, "committed: its event waits in the outbox"
+    kept = while_down.json()["entry"][0]["response"]["location"].split("/")[1]
 
     again = brug(stack_env, "dev", "up")
     assert again.returncode == 0, again.stderr
     assert all_healthy(stack_env)
+    organisation_topic = topics.social_referrals("dynamo-amsterdam")
     wait_for_record(
-        stack_env["TEST_BOOTSTRAP"],
-        topics.social_referrals("dynamo-amsterdam"),
-        lambda record: record.key == referral_id.encode(),
+        stack_env["TEST_BOOTSTRAP"], organisation_topic, lambda r: r.key == referral_id.encode()
     )
-    accepted = submit(stack_env, bundle)
-    assert accepted.status_code == 201, "the refused submission left nothing half-accepted"
+    wait_for_record(
+        stack_env["TEST_BOOTSTRAP"], organisation_topic, lambda r: r.key == kept.encode()
+    )
+    repeated = submit(stack_env, bundle)
+    assert repeated.status_code == 200, "the same referral, not a second one"
+    assert repeated.json()["entry"][0]["response"]["location"].split("/")[1] == kept
 
     database = PostgresCluster(state_dir, int(stack_env["BRUG_POSTGRES_PORT"]))
     database.stop()

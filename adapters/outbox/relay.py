@@ -1,0 +1,130 @@
+"""The one relay from the outbox table to Kafka.
+
+It publishes the outbox in id order, batch by batch: a batch is sent in order on one
+idempotent producer, confirmed as a whole (acks=all), and only then marked published in
+the transaction that claimed it. A crash in between publishes the batch again under the
+same event ids, which every consumer already treats as a repeat. It wakes on PostgreSQL
+``NOTIFY`` (written by ``Outbox.add``), so it adds no polling delay, and polls slowly as
+well in case a notification was lost while its listening connection was down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+import structlog
+from opentelemetry.trace import SpanKind
+from prometheus_client import Counter, Gauge
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from adapters.outbox.store import NOTIFY_CHANNEL, Outbox, PendingMessage
+from adapters.runtime.tracing import span
+
+log = structlog.get_logger("brug.relay")
+
+# Sends one record without waiting; the returned awaitable resolves on Kafka's ack.
+Send = Callable[[PendingMessage], Awaitable[Awaitable[Any]]]
+
+PUBLISHED = Counter(
+    "brug_outbox_published", "Outbox events acknowledged by Kafka, by CloudEvents type.", ["type"]
+)
+OLDEST_PENDING = Gauge(
+    "brug_outbox_oldest_pending_seconds",
+    "Age of the oldest outbox event Kafka has not acknowledged yet (0 when none waits).",
+)
+
+
+@dataclass
+class OutboxRelay:
+    engine: AsyncEngine
+    send: Send
+    database_url: str
+    batch_size: int = 500
+    poll_seconds: float = 1.0
+    confirm_timeout_seconds: float = 30.0
+    keep_published: timedelta = timedelta(hours=1)
+    _news: asyncio.Event = field(default_factory=asyncio.Event)
+    _last_purge: datetime = field(default_factory=lambda: datetime.min.replace(tzinfo=UTC))
+
+    async def run_forever(self) -> None:
+        listener = asyncio.create_task(self._listen_forever())
+        try:
+            while True:
+                self._news.clear()
+                try:
+                    await self.drain()
+                except Exception:  # Kafka or PostgreSQL away: the rows wait, nothing is lost
+                    log.warning("relaying paused", exc_info=True)
+                    await asyncio.sleep(self.poll_seconds)
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._news.wait(), self.poll_seconds)
+        finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+
+    async def drain(self) -> int:
+        """Publish until the outbox is empty; return how many were published."""
+        total = 0
+        while published := await self.publish_batch():
+            total += published
+        await self._purge_now_and_then()
+        return total
+
+    async def publish_batch(self) -> int:
+        async with self.engine.begin() as connection:
+            pending = await connection.run_sync(lambda c: Outbox(c).claim(self.batch_size))
+            if not pending:
+                OLDEST_PENDING.set(0)
+                return 0
+            OLDEST_PENDING.set((datetime.now(UTC) - pending[0].created_at).total_seconds())
+            confirmations = [await self._send(message) for message in pending]
+            await asyncio.wait_for(asyncio.gather(*confirmations), self.confirm_timeout_seconds)
+            now = datetime.now(UTC)
+            await connection.run_sync(lambda c: Outbox(c).mark_published(pending, now))
+        for message in pending:
+            PUBLISHED.labels(type=message.event_type).inc()
+        return len(pending)
+
+    async def _send(self, message: PendingMessage) -> Awaitable[Any]:
+        # The span continues the trace of the change that wrote the event; the Kafka
+        # middleware puts it on the record's headers.
+        with span(
+            "outbox publish",
+            kind=SpanKind.PRODUCER,
+            traceparent=message.headers.get("traceparent"),
+            referral_id=message.referral_id,
+        ):
+            return await self.send(message)
+
+    async def _purge_now_and_then(self) -> None:
+        now = datetime.now(UTC)
+        if now - self._last_purge < timedelta(minutes=1):
+            return
+        self._last_purge = now
+        async with self.engine.begin() as connection:
+            await connection.run_sync(
+                lambda c: Outbox(c).purge_published(now - self.keep_published)
+            )
+
+    async def _listen_forever(self) -> None:
+        conninfo = make_url(self.database_url).set(drivername="postgresql")
+        dsn = conninfo.render_as_string(hide_password=False)
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+                    await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    self._news.set()  # anything written while we were not listening
+                    async for _ in conn.notifies():
+                        self._news.set()
+            except (psycopg.Error, OSError):
+                log.warning("outbox listener reconnecting")
+                await asyncio.sleep(self.poll_seconds)

@@ -1,0 +1,171 @@
+"""A broker crash while referrals flow, as an operator meets it on the dev stack: nothing
+lost, nothing delivered twice, nothing parked, every consumer group caught up soon after.
+
+The short version of the scale-out chaos run (bench/): 20 referrals a second for 12 s from
+a GP system that retries a 503 under the same X-Request-ID, the broker SIGKILLed a third
+of the way in and brought back by ``brug dev up``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from adapters.database import make_engine
+from adapters.kafka_admin import consumer_lag
+from contracts import topics
+from deploy.demo import sample_bundle
+from deploy.devstack.postgres import PostgresCluster
+from deploy.devstack.processes import ManagedProcess
+from deploy.devstack.stack import dev_tokens
+from tests.helpers import collect_by_key, eventually
+from tests.integration.test_dev_stack import brug, stack_env, statuses
+
+pytestmark = pytest.mark.integration
+
+RATE = 20  # referrals a second, as in the operator's report
+SECONDS = 12
+# Kafka's restart by `brug dev up` takes up to ~15 s on this 2-core machine, a consumer
+# rejoins its group within aiokafka's 10 s session timeout, and the backlog of ~60 s of
+# traffic at 20/s takes the router and relay well under 5 s: 45 s is that, with room for a
+# loaded CI machine, and far below the 54 s the old intake needed for a smaller run.
+CATCH_UP_BOUND_SECONDS = 45.0
+
+__all__ = ["stack_env"]  # the dev-stack fixture, shared
+
+
+@dataclass
+class GpSystem:
+    """Submits at a steady rate; retries a 503 (or a dropped connection) with the same
+    X-Request-ID, as the issue's GP client did."""
+
+    base_url: str
+    headers: dict[str, str]
+    accepted: dict[str, int] = field(default_factory=dict)  # referral id -> HTTP status
+    retries: int = 0
+    finished_at: float = 0.0
+
+    def run(self, count: int) -> None:
+        with httpx.Client(base_url=self.base_url, timeout=30) as client:
+            for _ in range(count):
+                started = time.monotonic()
+                self._submit(client)
+                time.sleep(max(0.0, 1 / RATE - (time.monotonic() - started)))
+        self.finished_at = time.monotonic()
+
+    def _submit(self, client: httpx.Client) -> None:
+        bundle, request_id = sample_bundle(), str(uuid.uuid4())
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                answer = client.post(
+                    "/fhir", json=bundle, headers={**self.headers, "X-Request-ID": request_id}
+                )
+            except httpx.TransportError:
+                answer = None
+            if answer is not None and answer.status_code in (200, 201):
+                self.accepted[_referral_id(answer.json())] = answer.status_code
+                return
+            self.retries += 1
+            time.sleep(0.5)
+        raise AssertionError("a submission was never accepted")
+
+
+def _referral_id(transaction_response: dict[str, object]) -> str:
+    entries = transaction_response["entry"]
+    assert isinstance(entries, list)
+    location = entries[0]["response"]["location"]  # ServiceRequest/<referral id>/_history/1
+    return str(location.split("/")[1])
+
+
+@pytest.fixture
+def running_stack(stack_env: dict[str, str]) -> Iterator[dict[str, str]]:
+    assert brug(stack_env, "dev", "up").returncode == 0
+    yield stack_env
+    assert brug(stack_env, "dev", "down").returncode == 0
+
+
+def test_a_broker_crash_while_referrals_flow_loses_nothing_and_parks_nothing(
+    running_stack: dict[str, str],
+) -> None:
+    env = running_stack
+    state_dir = Path(env["BRUG_STATE_DIR"])
+    token = dev_tokens()["his-amsterdam-centrum"]
+    gp = GpSystem(f"http://127.0.0.1:{env['BRUG_FHIR_PORT']}", {"Authorization": f"Bearer {token}"})
+    submitter = threading.Thread(target=gp.run, args=(RATE * SECONDS,), daemon=True)
+    submitter.start()
+
+    eventually(lambda: len(gp.accepted) >= RATE * SECONDS // 3, "a third submitted", 60)
+    ManagedProcess("kafka", state_dir).kill()
+    eventually(lambda: statuses(env)["kafka"] is False, "the broker is down")
+    assert brug(env, "dev", "up").returncode == 0
+    submitter.join(timeout=120)
+    assert not submitter.is_alive()
+
+    bootstrap = env["TEST_BOOTSTRAP"]
+    eventually(lambda: _caught_up(bootstrap, "brug-"), "Brug's groups caught up", 120)
+    brug_caught_up_after = time.monotonic() - gp.finished_at
+    # Not waited for: the reference case systems' kafka-python consumers, which rejoin
+    # their groups ~80 s after a broker restart (they are stand-ins, not Brug).
+    keys = {referral_id.encode() for referral_id in gp.accepted}
+
+    delivered = collect_by_key(bootstrap, topics.social_referrals("dynamo-amsterdam"), keys)
+    created = {key: _created_ids(values) for key, values in delivered.items()}
+    lost = keys - {key for key, ids in created.items() if ids}
+    twice = {key for key, ids in created.items() if len(ids) > 1}
+    assert len(gp.accepted) == RATE * SECONDS
+    assert lost == set(), f"{len(lost)} accepted referrals never reached the organisation"
+    assert twice == set(), f"{len(twice)} referrals reached the organisation as two events"
+    assert _parked_dead_letters(env) == 0
+    print(  # the figures the issue asks for, in the test log
+        f"failover: {len(gp.accepted)} accepted, {gp.retries} retries, 0 lost, 0 twice, "
+        f"Brug caught up {brug_caught_up_after:.1f}s after the last submission"
+    )
+    trail = [(round(at - gp.finished_at), behind) for at, behind in LAGGING[-40::4]]
+    assert brug_caught_up_after < CATCH_UP_BOUND_SECONDS, (
+        f"caught up after {brug_caught_up_after:.0f}s: {trail}"
+    )
+
+
+def _created_ids(values: list[bytes]) -> set[str]:
+    events = [json.loads(value) for value in values]
+    return {e["id"] for e in events if e["type"] == "nl.brug.referral.created.v1"}
+
+
+LAGGING: list[tuple[float, list[str]]] = []  # what was still behind, for the failure message
+
+
+def _caught_up(bootstrap: str, group_prefix: str) -> bool:
+    try:
+        lags = [lag for lag in consumer_lag(bootstrap) if lag.group.startswith(group_prefix)]
+    except Exception:  # the broker is still coming back
+        return False
+    behind = [f"{lag.group}@{lag.topic}:{lag.lag}" for lag in lags if lag.lag]
+    LAGGING.append((time.monotonic(), behind))
+    return bool(lags) and not behind
+
+
+def _parked_dead_letters(env: dict[str, str]) -> int:
+    """Dead letters of any kind (the console keeps what it consumed in the ledger, and its
+    group has caught up); and the outbox must be empty."""
+    database = PostgresCluster(Path(env["BRUG_STATE_DIR"]), int(env["BRUG_POSTGRES_PORT"]))
+    engine = make_engine(database.url)
+    try:
+        with engine.connect() as connection:
+            parked = connection.execute(text("SELECT count(*) FROM dead_letters")).scalar_one()
+            pending = connection.execute(
+                text("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+            ).scalar_one()
+    finally:
+        engine.dispose()
+    assert pending == 0, "the outbox is empty once everything caught up"
+    return int(parked)
