@@ -100,6 +100,11 @@ class Stored(Protocol):
 
 @dataclass
 class Referral:
+    """One referral: the GP's Task, the welfare side's status, routing, timers, receipts.
+
+    Rebuilt from storage with ``Referral.of(row)``; what an action changed is stored by the
+    caller, in the same transaction, from the events it answered with."""
+
     referral_id: UUID
     status: ReferralStatus = ReferralStatus.REQUESTED  # the GP's Task.status
     organisation_id: str | None = None
