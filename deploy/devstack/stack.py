@@ -205,6 +205,10 @@ class DevStack:
             except RuntimeError as failure:
                 failures.append(str(failure))
         if failures:
+            # Half a stack left running would hold its ports and burn CPU behind a failed
+            # test or CI step, with nobody to stop it.
+            for name in starting:
+                self.service_process(name).stop()
             heading = (
                 f"{len(failures)} of {len(starting)} did not start (waited up to {timeout:.0f}s)"
             )

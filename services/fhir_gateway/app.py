@@ -95,12 +95,8 @@ social_referrals = broker.publisher(
     "organisation the referral went to. Key: referral id.",
     schema=CloudEvent[ReferralWithdrawn | FeedbackReceivedByGp],
 )
-withdrawals = Withdrawals(
-    engine=engine,
-    publisher=social_referrals,
-    publish_timeout=settings.publish_timeout_seconds,
-)
-reads = Reads(engine=engine, publisher=social_referrals, base_url=settings.fhir_base_url)
+withdrawals = Withdrawals(engine=engine)
+reads = Reads(engine=engine, base_url=settings.fhir_base_url)
 submissions = Submissions(engine=engine, retention=timedelta(days=settings.details_retention_days))
 
 

@@ -1,6 +1,8 @@
 """What a GP system reads: its Tasks and the Communications from the welfare side, by id
 or by search. Every read is audited per referral, and the first read of feedback is a
-receipt: the organisation learns on its referral topic that the GP system has it."""
+receipt: the organisation learns on its referral topic that the GP system has it. The
+receipt goes to the outbox in the transaction that stamps it, so a Kafka outage during a
+read delays it and never loses it."""
 
 from __future__ import annotations
 
@@ -10,7 +12,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from faststream.kafka.publisher.usecase import DefaultPublisher
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -23,6 +24,7 @@ from adapters.fhir.resources import (
     task_resource,
 )
 from adapters.ledger.repository import Ledger, Receipt, ReferralRow
+from adapters.outbox import Outbox, OutboxMessage, cloudevent_message
 from contracts import topics
 from contracts.cloudevents import CloudEvent
 from contracts.events import FeedbackReceivedByGp
@@ -45,7 +47,6 @@ class Seen:
 @dataclass
 class Reads:
     engine: AsyncEngine
-    publisher: DefaultPublisher
     base_url: str
 
     async def task(self, task_id: uuid.UUID, client: Client) -> dict[str, Any]:
@@ -96,40 +97,11 @@ class Reads:
         return searchset(resources, total, self.base_url, links)
 
     async def _record(self, seen: list[Seen], client: Client, action: str) -> None:
-        """Audit each referral touched; publish a receipt for feedback read the first time.
-        A receipt that cannot be published is logged: the read itself already happened."""
+        """Audit each referral touched; a receipt for feedback read the first time."""
         if not seen:
             return
         async with self.engine.begin() as connection:
-            receipts = await connection.run_sync(_audit_and_receipts, seen, client, action)
-        for receipt in receipts:
-            try:
-                await self._publish_receipt(receipt)
-            except Exception as error:  # the GP's read must not fail on a receipt
-                log.warning(
-                    "receipt not published",
-                    referral_id=str(receipt.referral_id),
-                    error_type=type(error).__name__,
-                )
-
-    async def _publish_receipt(self, receipt: Receipt) -> None:
-        event = CloudEvent[FeedbackReceivedByGp].wrap(
-            FeedbackReceivedByGp(
-                referral_id=receipt.referral_id,
-                organisation_id=receipt.organisation_id,
-                resource=receipt.resource,
-                channel="pull",
-                received_at=datetime.now(UTC),
-            ),
-            service=SERVICE,
-            event_id=str(uuid.uuid5(receipt.referral_id, f"receipt/{receipt.resource}")),
-        )
-        await self.publisher.publish(
-            event.to_json_bytes(),
-            topic=topics.social_referrals(receipt.organisation_id),
-            key=str(receipt.referral_id).encode(),
-            headers={"content-type": "application/cloudevents+json"},
-        )
+            await connection.run_sync(_audit_and_receipts, seen, client, action)
 
 
 def _task_by_id(
@@ -161,7 +133,7 @@ def _seen_task(row: ReferralRow) -> Seen:
 
 def _audit_and_receipts(
     connection: Connection, seen: list[Seen], client: Client, action: str
-) -> list[Receipt]:
+) -> None:
     ledger = Ledger(connection)
     now = datetime.now(UTC)
     receipts = []
@@ -176,5 +148,22 @@ def _audit_and_receipts(
             item.resource_type, item.resource_id, item.version, "pull", now
         )
         if receipt is not None:
-            receipts.append(receipt)
-    return receipts
+            receipts.append(_receipt_message(receipt, now))
+    Outbox(connection).add(*receipts)
+
+
+def _receipt_message(receipt: Receipt, now: datetime) -> OutboxMessage:
+    event = CloudEvent[FeedbackReceivedByGp].wrap(
+        FeedbackReceivedByGp(
+            referral_id=receipt.referral_id,
+            organisation_id=receipt.organisation_id,
+            resource=receipt.resource,
+            channel="pull",
+            received_at=now,
+        ),
+        service=SERVICE,
+        event_id=str(uuid.uuid5(receipt.referral_id, f"receipt/{receipt.resource}")),
+    )
+    return cloudevent_message(
+        event, topics.social_referrals(receipt.organisation_id), referral_id=receipt.referral_id
+    )

@@ -8,14 +8,11 @@ this service alone publishes them. Any number may run: they take turns batch by 
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 from faststream import FastStream
-from faststream.kafka import KafkaBroker
 
 from adapters.database import make_async_engine
-from adapters.outbox import PendingMessage
-from adapters.outbox.relay import OutboxRelay
+from adapters.outbox.relay import OutboxRelay, broker_sender
 from adapters.runtime import configure_logging, make_app, make_broker
 from adapters.runtime.service import run_in_background
 from services.relay.settings import RelaySettings
@@ -36,7 +33,7 @@ def create_app(settings: RelaySettings | None = None) -> FastStream:
     )
     relay = OutboxRelay(
         engine=engine,
-        send=_sender(broker),
+        send=broker_sender(broker),
         database_url=settings.database_url,
         batch_size=settings.relay_batch_size,
         poll_seconds=settings.relay_poll_seconds,
@@ -49,17 +46,3 @@ def create_app(settings: RelaySettings | None = None) -> FastStream:
         await engine.dispose()
 
     return app
-
-
-def _sender(broker: KafkaBroker) -> Any:
-    async def send(message: PendingMessage) -> Any:
-        headers = {k: v for k, v in message.headers.items() if k != "traceparent"}
-        return await broker.publish(
-            message.value,
-            topic=message.topic,
-            key=message.key.encode(),
-            headers=headers,
-            no_confirm=True,
-        )
-
-    return send

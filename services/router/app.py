@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Literal
 
 import structlog
 from sqlalchemy import Connection
 
 from adapters.database import make_async_engine
 from adapters.directory import WatchedDirectory
-from adapters.ledger.repository import Assignment, Ledger
+from adapters.ledger.repository import Ledger
 from adapters.outbox import Outbox, cloudevent_message
 from adapters.runtime import Unprocessable, configure_logging, make_app, make_broker
 from adapters.runtime.kafka import consumer_group
@@ -26,6 +27,7 @@ from contracts import topics
 from contracts.cloudevents import CloudEvent
 from contracts.codes import ReferralStatus
 from contracts.events import ReferralCreated, ReferralSubmitted
+from domain.referral import Referral, Refusal
 from services.router.routing import route
 from services.router.service_levels import due_dates
 from services.router.settings import RouterSettings
@@ -81,15 +83,15 @@ async def handle_submitted(event: CloudEvent[ReferralSubmitted]) -> None:
             await connection.run_sync(_hold, submitted.referral_id, unroutable.detail, now)
         raise
     async with engine.begin() as connection:
-        assignment = await connection.run_sync(_assign, created, event, now)
-    if assignment.outcome == "unknown":
+        outcome = await connection.run_sync(_assign, created, event, now)
+    if outcome == "unknown":
         # The intake writes its event in the transaction that stores the referral, so an
         # event for a referral the ledger never held was not Brug's: drop it, don't park it.
         ORPHANS_DROPPED.labels(service=SERVICE, type=event.type).inc()
         log.warning("event for a referral the ledger never held dropped", event_id=event.id)
         return
-    if assignment.outcome == "already-assigned":
-        log.info("referral already routed", referral_id=str(submitted.referral_id))
+    if outcome != "assigned":
+        log.info("referral not routed again", referral_id=str(submitted.referral_id), why=outcome)
         return
     observe_end_to_end(SERVICE, "routed", submitted.submitted_at)
     log.info(
@@ -101,25 +103,40 @@ async def handle_submitted(event: CloudEvent[ReferralSubmitted]) -> None:
     )
 
 
+Outcome = Literal["assigned", "already-assigned", "ended", "unknown"]
+
+
 def _assign(
     connection: Connection,
     created: ReferralCreated,
     submitted: CloudEvent[ReferralSubmitted],
     now: datetime,
-) -> Assignment:
-    """The assignment and its event, in one transaction: a case system that fetches the
-    details as soon as the event arrives finds the referral assigned to it, and a referral
-    assigned once (the first assignment stands) is never announced twice."""
+) -> Outcome:
+    """The assignment and its event, in one transaction under the referral's row lock: a
+    case system that fetches the details as soon as the event arrives finds the referral
+    assigned to it; a referral is announced once (the first assignment stands), and never
+    after the GP withdrew it."""
     ledger = Ledger(connection)
-    assignment = ledger.assign(created.referral_id, created.organisation_id, at=now)
-    if assignment.outcome != "assigned":
-        return assignment
-    if assignment.held:
+    row = ledger.referral_for_update(created.referral_id)
+    if row is None:
+        return "unknown"
+    organisation = directory.current().organisation(created.organisation_id)
+    received_due, contact_due = (
+        due_dates(now, organisation.service_levels) if organisation else (None, None)
+    )
+    assigned = Referral.of(row).assign(
+        created.organisation_id, received_due_at=received_due, contact_due_at=contact_due
+    )
+    if isinstance(assigned, Refusal):
+        return "ended"
+    if not assigned:
+        return "already-assigned"
+    ledger.assign(created.referral_id, created.organisation_id, at=now)
+    if row.status is ReferralStatus.ON_HOLD:
         # Unroutable before, replayed by an operator after a fix: the GP sees it move on.
         ledger.change_status(created.referral_id, ReferralStatus.REQUESTED, source=SERVICE, at=now)
-    organisation = directory.current().organisation(created.organisation_id)
-    if organisation is not None:
-        ledger.set_due_dates(created.referral_id, *due_dates(now, organisation.service_levels))
+    if received_due and contact_due:
+        ledger.set_due_dates(created.referral_id, received_due, contact_due)
     ledger.audit(
         actor=f"service:{SERVICE}",
         action="routed",
@@ -143,7 +160,7 @@ def _assign(
             headers={"ce-causationid": submitted.id},
         )
     )
-    return assignment
+    return "assigned"
 
 
 def _created_event_id(created: ReferralCreated) -> str:
@@ -152,9 +169,12 @@ def _created_event_id(created: ReferralCreated) -> str:
 
 
 def _hold(connection: Connection, referral_id: uuid.UUID, reason: str, now: datetime) -> None:
-    """Unroutable: the GP's Task goes on hold with a reason it can read."""
+    """Unroutable: the GP's Task goes on hold with a reason it can read (unless the
+    referral was assigned meanwhile, or has ended: then the hold would undo news)."""
     ledger = Ledger(connection)
-    if ledger.referral(referral_id) is None:
+    row = ledger.referral_for_update(referral_id)
+    held = Referral.of(row).hold(reason) if row is not None else ()
+    if isinstance(held, Refusal) or not held:
         return
     ledger.change_status(
         referral_id,

@@ -132,8 +132,10 @@ def stack(
         environment.setenv("BRUG_TIMER_POLL_SECONDS", "0.3")
         environment.setenv("BRUG_FLOWS_CACHE_SECONDS", "0.5")
         running.start_services()
-    yield running
-    running.stop_services()
+    try:
+        yield running
+    finally:
+        running.stop_services()
 
 
 @pytest.fixture

@@ -1,0 +1,158 @@
+"""The outbox and its relay in-process, against the real PostgreSQL and Kafka: what
+commits is published, in order per key, once, and what rolls back never is."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from faststream.kafka import KafkaBroker
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from adapters.database import make_async_engine, make_engine, migrate, sqlalchemy_url
+from adapters.kafka_admin import TopicSpec, ensure_topics
+from adapters.outbox import Outbox, OutboxMessage
+from adapters.outbox.relay import OutboxRelay, broker_sender
+from tests.helpers import collect_by_key, records_with_key
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def own_database(database_url: str) -> Iterator[str]:
+    """A database of its own: no other stack's relay may publish these tests' rows."""
+    name = f"brug_outbox_{uuid.uuid4().hex[:8]}"
+    server = make_engine(database_url).execution_options(isolation_level="AUTOCOMMIT")
+    with server.connect() as connection:
+        connection.execute(text(f"CREATE DATABASE {name}"))
+    url = make_url(sqlalchemy_url(database_url)).set(database=name)
+    rendered = url.render_as_string(hide_password=False)
+    migrate(rendered)
+    yield rendered
+    with server.connect() as connection:
+        connection.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
+    server.dispose()
+
+
+@pytest.fixture
+async def broker(kafka_bootstrap: str) -> AsyncIterator[KafkaBroker]:
+    broker = KafkaBroker(kafka_bootstrap, acks="all", enable_idempotence=True)
+    await broker.start()
+    yield broker
+    await broker.stop()
+
+
+@pytest.fixture
+def topic(kafka_bootstrap: str) -> str:
+    name = f"brug.test.outbox.{uuid.uuid4().hex[:8]}.v1"
+    ensure_topics(kafka_bootstrap, [TopicSpec(name, partitions=3)])
+    return name
+
+
+@contextlib.asynccontextmanager
+async def running(relay: OutboxRelay) -> AsyncIterator[None]:
+    task = asyncio.create_task(relay.run_forever())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def _message(topic: str, key: str, n: int) -> OutboxMessage:
+    return OutboxMessage(topic=topic, key=key, value=f"{key}:{n}".encode(), event_type="test")
+
+
+async def _write(database_url: str, messages: list[OutboxMessage], *, commit: bool) -> None:
+    engine = make_async_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            transaction = await connection.begin()
+            await connection.run_sync(lambda c: Outbox(c).add(*messages))
+            await (transaction.commit() if commit else transaction.rollback())
+    finally:
+        await engine.dispose()
+
+
+def _relay(database_url: str, broker: KafkaBroker, **options: Any) -> OutboxRelay:
+    return OutboxRelay(
+        engine=make_async_engine(database_url),
+        send=broker_sender(broker),
+        database_url=database_url,
+        **options,
+    )
+
+
+async def _collect(bootstrap: str, topic: str, keys: set[str]) -> dict[str, list[str]]:
+    found = await asyncio.to_thread(
+        collect_by_key, bootstrap, topic, {key.encode() for key in keys}, 60.0, 1.0
+    )
+    return {key.decode(): [value.decode() for value in values] for key, values in found.items()}
+
+
+async def test_committed_events_are_published_in_order_per_key_and_rolled_back_ones_never(
+    own_database: str, kafka_bootstrap: str, broker: KafkaBroker, topic: str
+) -> None:
+    keys = [str(uuid.uuid4()) for _ in range(5)]
+    committed = [_message(topic, key, n) for n in range(20) for key in keys]
+    rolled_back = _message(topic, "never", 0)
+    await _write(own_database, [rolled_back], commit=False)
+    # Written before the relay runs: it must find them without a notification.
+    await _write(own_database, committed[:50], commit=True)
+
+    async with running(_relay(own_database, broker, batch_size=7)):
+        await _write(own_database, committed[50:], commit=True)
+        found = await _collect(kafka_bootstrap, topic, set(keys))
+
+    assert found == {key: [f"{key}:{n}" for n in range(20)] for key in keys}
+    never = await asyncio.to_thread(records_with_key, kafka_bootstrap, topic, b"never", 1.0)
+    assert never == []
+
+
+async def test_the_relay_wakes_on_notify_without_polling(
+    own_database: str, kafka_bootstrap: str, broker: KafkaBroker, topic: str
+) -> None:
+    # An hour between polls: only the NOTIFY written with the row can wake it in time.
+    relay = _relay(own_database, broker, poll_seconds=3600)
+    async with running(relay):
+        await asyncio.wait_for(_idle(relay), 30)
+        key = str(uuid.uuid4())
+        await _write(own_database, [_message(topic, key, 0)], commit=True)
+        found = await _collect(kafka_bootstrap, topic, {key})
+    assert found == {key: [f"{key}:0"]}
+
+
+async def _idle(relay: OutboxRelay) -> None:
+    """Until the relay has drained and waits for news."""
+    # Polls the database: there is no event to wait on for "the outbox is empty".
+    while relay._news.is_set() or await _pending(relay) > 0:  # noqa: ASYNC110
+        await asyncio.sleep(0.05)
+
+
+async def _pending(relay: OutboxRelay) -> int:
+    async with relay.engine.connect() as connection:
+        query = text("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+        return int((await connection.execute(query)).scalar_one())
+
+
+async def test_two_relays_side_by_side_publish_each_event_once_and_in_order(
+    own_database: str, kafka_bootstrap: str, broker: KafkaBroker, topic: str
+) -> None:
+    keys = [str(uuid.uuid4()) for _ in range(10)]
+    messages = [_message(topic, key, n) for n in range(30) for key in keys]
+
+    async with (
+        running(_relay(own_database, broker, batch_size=5)),
+        running(_relay(own_database, broker, batch_size=5)),
+    ):
+        for start in range(0, len(messages), 20):
+            await _write(own_database, messages[start : start + 20], commit=True)
+        found = await _collect(kafka_bootstrap, topic, set(keys))
+
+    assert found == {key: [f"{key}:{n}" for n in range(30)] for key in keys}
