@@ -30,6 +30,7 @@ KILL_WAIT_SECONDS = 5.0
 _TAIL_BYTES = 64 * 1024
 # Exit codes of the children this process reaped (waitpid), for error messages.
 _exit_codes: dict[int, int] = {}
+_children: dict[int, subprocess.Popen[bytes]] = {}
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,9 @@ class ManagedProcess:
                 cwd=cwd,
                 start_new_session=True,
             )
+        # Kept, not dropped: a dropped Popen of a live child is reaped by the subprocess
+        # module the next time anything starts a process, and its exit status lost.
+        _children[process.pid] = process
         started = _start_time(process.pid)
         self.pid_file.write_text(f"{process.pid} {started if started is not None else ''}")
         return process.pid
@@ -235,6 +239,11 @@ def _signal_group(pgid: int, signum: int) -> None:
 
 def _reap(pid: int) -> None:
     """Collect our own exited child, so its zombie does not count as alive."""
+    if (child := _children.get(pid)) is not None:
+        if (code := child.poll()) is not None:
+            _exit_codes[pid] = code
+            del _children[pid]
+        return
     with contextlib.suppress(ChildProcessError):
         reaped, status = os.waitpid(pid, os.WNOHANG)
         if reaped == pid:

@@ -220,6 +220,13 @@ def test_revoking_the_service_request_withdraws_the_referral(
     task, referral_id = task_of(reply), referral_id_of(task_of(reply))
     service_request = reply.json()["entry"][0]["response"]["location"].split("/_history")[0]
     assert service_request == f"ServiceRequest/{referral_id}"
+    # Routed first: a referral withdrawn before routing never reaches an organisation at
+    # all, so there would be nobody to tell.
+    wait_for_record(
+        kafka_topics,
+        topics.social_referrals("dynamo-amsterdam"),
+        lambda r: r.key == referral_id.encode(),
+    )
 
     refused = gp.patch(
         f"/{service_request}",
