@@ -164,7 +164,6 @@ def test_an_event_for_a_referral_the_ledger_never_held_is_dropped_at_once(
     assert records_with_key(kafka_topics, organisation_topic, orphan_key) == []
 
 
-
 def test_after_a_restart_the_router_resumes_without_replaying_what_it_delivered(
     router: DevStack, kafka_topics: str, database_url: str
 ) -> None:
