@@ -542,9 +542,11 @@ class Ledger:
     def add_communication(self, row: CommunicationRow, signal_id: UUID | None = None) -> bool:
         """Store a Communication for the GP; False if this signal was stored before."""
         if signal_id is not None:
+            # Per referral: two referrals' case systems may well pick the same signal id.
             seen = self.connection.execute(
                 select(communications.c.communication_id).where(
-                    communications.c.signal_id == signal_id
+                    (communications.c.referral_id == row.referral_id)
+                    & (communications.c.signal_id == signal_id)
                 )
             ).first()
             if seen is not None:

@@ -180,7 +180,8 @@ communications = Table(
     Column("category", String(32), nullable=False),  # feedback | signal
     Column("sender", String(63), nullable=False),
     Column("payload", JSONB, nullable=False),
-    Column("signal_id", Uuid, nullable=True, unique=True),
+    # Unique per referral (see the constraint below), not across referrals.
+    Column("signal_id", Uuid, nullable=True),
     # A signal that asks the GP to act also shows as a Task with this id.
     Column("action_task_id", Uuid, nullable=True, unique=True),
     Column("sent_at", DateTime(timezone=True), nullable=False),
@@ -188,6 +189,7 @@ communications = Table(
     # The receipt: when and how (pull | push) the GP system first had it.
     Column("gp_received_at", DateTime(timezone=True), nullable=True),
     Column("gp_received_channel", String(8), nullable=True),
+    UniqueConstraint("referral_id", "signal_id", name="uq_communications_referral_signal"),
     Index("ix_communications_referral", "referral_id", "sent_at"),
     Index(
         "ix_communications_unpublished", "sent_at", postgresql_where=text("published_at IS NULL")

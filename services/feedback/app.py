@@ -28,6 +28,7 @@ from sqlalchemy import Connection
 from adapters.database import make_async_engine
 from adapters.directory import load_directory
 from adapters.ledger.repository import Announcement, DueTimer, Ledger
+from adapters.outbox import Outbox, cloudevent_message
 from adapters.runtime import configure_logging, make_app, make_broker
 from adapters.runtime.kafka import consumer_group
 from adapters.runtime.metrics import observe_end_to_end
@@ -204,23 +205,24 @@ async def watch_timers_forever() -> None:
 
 
 async def raise_overdue_timers() -> None:
-    """Publish, then stamp: a crash in between republishes under the same event id."""
+    """Stamp the timer and queue ``ReferralOverdue`` in one transaction: it is raised once,
+    and a Kafka outage only delays it."""
     now = datetime.now(UTC)
     async with engine.connect() as connection:
         timers = await connection.run_sync(lambda c: Ledger(c).due_timers(now))
     for timer in timers:
-        await _publish_overdue(timer, now)
         async with engine.begin() as connection:
-            await connection.run_sync(_stamp_overdue, timer, now)
-        changes_waiting.set()  # the Task shows the missed service level: a new version
-        log.warning("service level missed", referral_id=str(timer.referral_id), timer=timer.timer)
+            raised = await connection.run_sync(_raise_overdue, timer, now)
+        if raised:
+            changes_waiting.set()  # the Task shows the missed service level: a new version
+            log.warning(
+                "service level missed", referral_id=str(timer.referral_id), timer=timer.timer
+            )
 
 
-def _stamp_overdue(connection: Connection, timer: DueTimer, now: datetime) -> None:
-    Ledger(connection).mark_overdue(timer.referral_id, timer.timer, now)
-
-
-async def _publish_overdue(timer: DueTimer, now: datetime) -> None:
+def _raise_overdue(connection: Connection, timer: DueTimer, now: datetime) -> bool:
+    if not Ledger(connection).mark_overdue(timer.referral_id, timer.timer, now):
+        return False  # another replica stamped it first
     event = ReferralOverdue(
         referral_id=timer.referral_id,
         organisation_id=timer.organisation_id,
@@ -229,12 +231,11 @@ async def _publish_overdue(timer: DueTimer, now: datetime) -> None:
         detected_at=now,
     )
     event_id = str(uuid.uuid5(_EVENT_IDS, f"overdue/{timer.referral_id}/{timer.timer}"))
-    await overdue.publish(
-        CloudEvent[ReferralOverdue].wrap(event, service=SERVICE, event_id=event_id).to_json_bytes(),
-        topic=topics.OVERDUE,
-        key=str(timer.referral_id).encode(),
-        headers=CLOUDEVENTS_JSON,
+    wrapped = CloudEvent[ReferralOverdue].wrap(event, service=SERVICE, event_id=event_id)
+    Outbox(connection).add(
+        cloudevent_message(wrapped, topics.OVERDUE, referral_id=timer.referral_id)
     )
+    return True
 
 
 _loops: list[asyncio.Task[None]] = []

@@ -34,15 +34,18 @@ def feedback_communication_id(referral_id: UUID) -> UUID:
     return uuid.uuid5(_IDS, f"feedback/{referral_id}")
 
 
-def signal_ids(signal_id: UUID) -> tuple[UUID, UUID]:
-    """The Communication, and the Task when the GP is asked to act, of one signal."""
-    return uuid.uuid5(_IDS, f"signal/{signal_id}"), uuid.uuid5(_IDS, f"signal-task/{signal_id}")
+def signal_ids(referral_id: UUID, signal_id: UUID) -> tuple[UUID, UUID]:
+    """The Communication, and the Task when the GP is asked to act, of one signal on one
+    referral (a sender's signal id is its own: another referral may carry the same one)."""
+    key = f"{referral_id}/{signal_id}"
+    return uuid.uuid5(_IDS, f"signal/{key}"), uuid.uuid5(_IDS, f"signal-task/{key}")
 
 
 def apply_status(
     ledger: Ledger, sender: str, reported: ReferralStatusReported, now: datetime
 ) -> Verdict:
-    row = ledger.referral(reported.referral_id)
+    # Locked: a withdrawal at the same moment lands wholly before or after this report.
+    row = ledger.referral_for_update(reported.referral_id)
     if row is None:
         return _UNKNOWN
     report = Report(reported.status, reported.sequence, reported.business_status)
@@ -87,13 +90,13 @@ def _record_status(
 
 
 def apply_signal(ledger: Ledger, sender: str, signal: SignalRaised, now: datetime) -> Verdict:
-    row = ledger.referral(signal.referral_id)
+    row = ledger.referral_for_update(signal.referral_id)
     if row is None:
         return _UNKNOWN
     outcome = Referral.of(row).raise_signal(sender, signal.organisation_id, signal.signal_id)
     if isinstance(outcome, Refusal):
         return verdict(outcome)
-    communication_id, task_id = signal_ids(signal.signal_id)
+    communication_id, task_id = signal_ids(signal.referral_id, signal.signal_id)
     # The row does not carry the referral's signal ids, so the ledger tells a repeat.
     stored = ledger.add_communication(
         CommunicationRow(

@@ -23,11 +23,9 @@ from adapters.fhir.resources import (
     searchset,
     task_resource,
 )
-from adapters.ledger.repository import Ledger, Receipt, ReferralRow
-from adapters.outbox import Outbox, OutboxMessage, cloudevent_message
-from contracts import topics
-from contracts.cloudevents import CloudEvent
-from contracts.events import FeedbackReceivedByGp
+from adapters.ledger.repository import Ledger, ReferralRow
+from adapters.outbox import Outbox
+from adapters.outbox.messages import receipt_message
 from services.fhir_gateway.search import communication_query, page_links, task_query
 
 SERVICE = "fhir-gateway"
@@ -148,22 +146,5 @@ def _audit_and_receipts(
             item.resource_type, item.resource_id, item.version, "pull", now
         )
         if receipt is not None:
-            receipts.append(_receipt_message(receipt, now))
+            receipts.append(receipt_message(receipt, "pull", now, service=SERVICE))
     Outbox(connection).add(*receipts)
-
-
-def _receipt_message(receipt: Receipt, now: datetime) -> OutboxMessage:
-    event = CloudEvent[FeedbackReceivedByGp].wrap(
-        FeedbackReceivedByGp(
-            referral_id=receipt.referral_id,
-            organisation_id=receipt.organisation_id,
-            resource=receipt.resource,
-            channel="pull",
-            received_at=now,
-        ),
-        service=SERVICE,
-        event_id=str(uuid.uuid5(receipt.referral_id, f"receipt/{receipt.resource}")),
-    )
-    return cloudevent_message(
-        event, topics.social_referrals(receipt.organisation_id), referral_id=receipt.referral_id
-    )

@@ -15,6 +15,3 @@ class GatewaySettings(ServiceSettings):
     details_retention_days: int = Field(
         default=365, description="How long personal details are kept after submission."
     )
-    publish_timeout_seconds: float = Field(
-        default=10.0, description="How long a submission waits for Kafka before a 503."
-    )

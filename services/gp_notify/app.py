@@ -38,6 +38,8 @@ from adapters.database import make_async_engine
 from adapters.fhir.subscriptions import NotificationEvent, NotificationType, notification_bundle
 from adapters.ledger.repository import Ledger, Receipt
 from adapters.ledger.subscriptions import SubscriptionRow, Subscriptions
+from adapters.outbox import Outbox
+from adapters.outbox.messages import receipt_message
 from adapters.runtime import configure_logging, make_app, make_broker
 from adapters.runtime.kafka import consumer_group
 from adapters.runtime.metrics import NOTIFICATIONS
@@ -108,7 +110,7 @@ async def notify_subscriptions(event: CloudEvent[GpResourceChanged], message: Ka
             referral_id=str(change.referral_id),
         )
     if receipt is not None:
-        await _publish_receipt(receipt, now)
+        log.info("receipt queued", referral_id=str(receipt.referral_id), channel="push")
 
 
 # One subscriber per GP system's change topic (from the client registry), each with one
@@ -159,27 +161,12 @@ def _record_outcomes(
         )
     if all(failure is not None for failure in failures):
         return None
-    return ledger.record_gp_receipt(
+    receipt = ledger.record_gp_receipt(
         change.resource_type, change.resource_id, change.version_id, "push", now
     )
-
-
-async def _publish_receipt(receipt: Receipt, now: datetime) -> None:
-    received = FeedbackReceivedByGp(
-        referral_id=receipt.referral_id,
-        organisation_id=receipt.organisation_id,
-        resource=receipt.resource,
-        channel="push",
-        received_at=now,
-    )
-    event = CloudEvent[FeedbackReceivedByGp].wrap(received, service=SERVICE)
-    await receipts.publish(
-        event.to_json_bytes(),
-        topic=topics.social_referrals(receipt.organisation_id),
-        key=str(receipt.referral_id).encode(),
-        headers={"content-type": "application/cloudevents+json"},
-    )
-    log.info("receipt published", referral_id=str(receipt.referral_id), channel="push")
+    if receipt is not None:  # in the outbox with the stamp: a Kafka outage cannot lose it
+        Outbox(connection).add(receipt_message(receipt, "push", now, service=SERVICE))
+    return receipt
 
 
 def _bundle(

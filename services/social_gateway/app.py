@@ -27,6 +27,7 @@ from sqlalchemy import Connection
 from adapters.clients import Client, ClientKind, Unauthenticated, authenticate_bearer, load_clients
 from adapters.database import make_async_engine
 from adapters.ledger.repository import Ledger, ReferralRow
+from adapters.outbox import Outbox, cloudevent_message
 from adapters.runtime import configure_logging, instrument_http, make_broker
 from adapters.runtime.service import READY_LOG_LINE, brug_version, make_asyncapi
 from contracts import topics
@@ -180,11 +181,10 @@ async def report_status(referral_id: str, report: StatusReport, request: Request
     event = _event(
         ReferralStatusReported, report, referral_id=wanted, organisation_id=client.organisation
     )
-    async with engine.begin() as connection:  # the referral stays locked until published
+    async with engine.begin() as connection:  # judged and queued under the referral's lock
         verdict = await connection.run_sync(_prejudge_status, event.data, client)
-        reply = await _publish(event, verdict, client)
         await connection.run_sync(_remember_report, event, client, verdict)
-    return reply
+    return _answer(event, verdict)
 
 
 @app.post("/social/v1/referrals/{referral_id}/signals", status_code=202, responses=_POST_RESPONSES)
@@ -194,9 +194,8 @@ async def raise_signal(referral_id: str, report: SignalReport, request: Request)
     event = _event(SignalRaised, report, referral_id=wanted, organisation_id=client.organisation)
     async with engine.begin() as connection:
         verdict = await connection.run_sync(_prejudge_signal, event.data, client)
-        reply = await _publish(event, verdict, client)
         await connection.run_sync(_remember_report, event, client, verdict)
-    return reply
+    return _answer(event, verdict)
 
 
 def _event(kind: Any, report: BaseModel, **names: Any) -> Any:
@@ -231,9 +230,14 @@ def _prejudge_signal(connection: Connection, signal: SignalRaised, client: Clien
 def _remember_report(
     connection: Connection, event: CloudEvent[Any], client: Client, verdict: Verdict
 ) -> None:
+    """Audit the attempt; a report that passes goes to the outbox for the organisation's
+    status topic (the feedback service applies it from there, as if sent on Kafka)."""
     ledger = Ledger(connection)
     data = event.data
-    if isinstance(data, ReferralStatusReported) and not verdict.duplicate:
+    if verdict.apply:
+        topic = topics.social_status(client.organisation)
+        Outbox(connection).add(cloudevent_message(event, topic, referral_id=data.referral_id))
+    if isinstance(data, ReferralStatusReported) and verdict.apply:
         ledger.record_reported(data.referral_id, data.status.value, data.sequence)
     ledger.audit(
         actor=f"client:{client.client_id}",
@@ -242,6 +246,7 @@ def _remember_report(
         detail={
             "event_id": event.id,
             "duplicate": verdict.duplicate,
+            "refused": verdict.problem.value if verdict.problem else None,
             # Codes only (a status, a signal kind): the trail stays free of free text.
             "status": data.status.value
             if isinstance(data, ReferralStatusReported)
@@ -267,19 +272,13 @@ def _assigned(row: ReferralRow | None, referral_id: uuid.UUID, client: Client) -
 _PROBLEM_STATUS = {StatusProblemCode.REFERRAL_ENDED: (410, "Gone")}
 
 
-async def _publish(event: CloudEvent[Any], verdict: Verdict, client: Client) -> Response:
+def _answer(event: CloudEvent[Any], verdict: Verdict) -> Response:
     if verdict.problem is not None:
         status, title = _PROBLEM_STATUS.get(verdict.problem, (409, "Conflict"))
         raise Problem(status, title, f"{verdict.problem.value}: {verdict.detail}")
     if verdict.duplicate:  # already applied: nothing to publish, and nothing wrong
         return JSONResponse(Published(event_id=event.id, duplicate=True).model_dump(), 202)
-    await status_topic.publish(
-        event.to_json_bytes(),
-        topic=topics.social_status(client.organisation),
-        key=str(event.data.referral_id).encode(),
-        headers={"content-type": "application/cloudevents+json"},
-    )
-    log.info("report published", referral_id=str(event.data.referral_id), event_type=event.type)
+    log.info("report queued", referral_id=str(event.data.referral_id), event_type=event.type)
     return JSONResponse(Published(event_id=event.id).model_dump(), 202)
 
 

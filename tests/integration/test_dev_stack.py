@@ -51,7 +51,6 @@ def stack_env() -> Iterator[dict[str, str]]:
         # One metrics port per service, from here on.
         "BRUG_METRICS_PORT_BASE": str(free_port_block(len(SERVICES))),
         "TEST_BOOTSTRAP": f"127.0.0.1:{kafka_port}",
-        "BRUG_PUBLISH_TIMEOUT_SECONDS": "3",
     }
     yield env
     subprocess.run([BRUG, "dev", "down"], env=env, capture_output=True, check=False)

@@ -6,37 +6,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from faststream.kafka import KafkaBroker
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
-from adapters.database import make_async_engine, make_engine, migrate, sqlalchemy_url
+from adapters.database import make_async_engine
 from adapters.kafka_admin import TopicSpec, ensure_topics
 from adapters.outbox import Outbox, OutboxMessage
 from adapters.outbox.relay import OutboxRelay, broker_sender
 from tests.helpers import collect_by_key, records_with_key
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def own_database(database_url: str) -> Iterator[str]:
-    """A database of its own: no other stack's relay may publish these tests' rows."""
-    name = f"brug_outbox_{uuid.uuid4().hex[:8]}"
-    server = make_engine(database_url).execution_options(isolation_level="AUTOCOMMIT")
-    with server.connect() as connection:
-        connection.execute(text(f"CREATE DATABASE {name}"))
-    url = make_url(sqlalchemy_url(database_url)).set(database=name)
-    rendered = url.render_as_string(hide_password=False)
-    migrate(rendered)
-    yield rendered
-    with server.connect() as connection:
-        connection.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
-    server.dispose()
 
 
 @pytest.fixture
