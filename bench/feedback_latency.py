@@ -268,7 +268,7 @@ def main() -> None:
         "--rates", type=lambda text: [float(r) for r in text.split(",")], default=[25.0, 100.0]
     )
     parser.add_argument("--seconds", type=float, default=10.0)
-    services = ("fhir_gateway", "router", "feedback", "gp_notify")
+    services = ("fhir_gateway", "router", "relay", "feedback", "gp_notify")
     run_benchmark(services, measure, report, parser.parse_args())
 
 

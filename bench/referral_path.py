@@ -290,7 +290,7 @@ def main() -> None:
         "--rates", type=lambda text: [float(r) for r in text.split(",")], default=[25.0, 100.0]
     )
     parser.add_argument("--concurrency", type=int, default=32)
-    run_benchmark(("fhir_gateway", "router"), measure, report, parser.parse_args())
+    run_benchmark(("fhir_gateway", "router", "relay"), measure, report, parser.parse_args())
 
 
 def run_benchmark(
