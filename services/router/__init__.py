@@ -1,1 +1,3 @@
 """Router: assigns each submitted referral to the welfare organisation serving its municipality."""
+
+SERVICE = "router"

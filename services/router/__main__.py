@@ -1,4 +1,6 @@
-from adapters.runtime import run
-from services.router.app import app
+"""Router: assigns each submitted referral to an organisation (its event via the outbox)."""
 
-run(app)
+from adapters.runtime import run
+from services.router.app import create_app
+
+run(create_app())

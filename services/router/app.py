@@ -1,185 +1,42 @@
-"""Router service: ``brug.referrals.submitted.v1`` → ``brug.social.referrals.<org>.v1``.
+"""Composition root of the router: the directory, the ledger's engine, the broker and the
+handler of ``brug.referrals.submitted.v1`` (``services/router/handlers.py``).
 
-The assignment and the organisation's ``ReferralCreated`` are committed together (the
-event goes to the outbox; the relay publishes it). A redelivered record finds the referral
-assigned and is skipped, so after a crash nothing is lost and an organisation never sees
-two different events for a referral. An event for a referral the ledger never held is
-dropped at once (counted, logged): the partition behind it never waits.
+Nothing is read or connected at import: ``create_app`` reads the directory (and fails
+loudly when it is invalid), the engine connects on first use and the broker on start.
 """
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime
-from typing import Literal
-
-import structlog
-from sqlalchemy import Connection
+from faststream import FastStream
 
 from adapters.database import make_async_engine
 from adapters.directory import WatchedDirectory
-from adapters.ledger.repository import Ledger
-from adapters.outbox import Outbox, cloudevent_message
-from adapters.runtime import Unprocessable, configure_logging, make_app, make_broker
-from adapters.runtime.kafka import consumer_group
-from adapters.runtime.metrics import ORPHANS_DROPPED, observe_end_to_end
-from contracts import topics
-from contracts.cloudevents import CloudEvent
-from contracts.codes import ReferralStatus
-from contracts.events import ReferralCreated, ReferralSubmitted
-from domain.referral import Referral, Refusal
-from services.router.routing import route
-from services.router.service_levels import due_dates
+from adapters.runtime import configure_logging, make_app, make_broker
+from services.router import SERVICE
+from services.router.handlers import Routing, submitted_router
 from services.router.settings import RouterSettings
 
-SERVICE = "router"
 
-settings = RouterSettings()
-configure_logging(SERVICE, settings.log_level, settings.log_format)
-directory = WatchedDirectory(settings.directory_path)
-engine = make_async_engine(settings.database_url)
-broker = make_broker(settings, service=SERVICE)
-app = make_app(
-    broker,
-    service=SERVICE,
-    description="Assigns submitted referrals to the welfare organisation serving the "
-    "patient's municipality and publishes them on that organisation's topic.",
-)
-
-
-@app.after_shutdown
-async def _close_database() -> None:
-    await engine.dispose()
-
-
-log = structlog.get_logger(f"brug.{SERVICE}")
-
-# Declared for the AsyncAPI document: what routing emits (the relay publishes it from the
-# outbox, on the topic of the organisation chosen per referral).
-referral_for_organisation = broker.publisher(
-    "brug.social.referrals.{organisation_id}.v1",
-    title="brug.social.referrals.{organisation_id}.v1",
-    description="The referral event one welfare organisation receives. Key: referral id.",
-    schema=CloudEvent[ReferralCreated],
-)
-
-
-# One consumer per partition (in one group): partitions are routed concurrently, each
-# still in order, and each commits only what it handled.
-@broker.subscriber(
-    topics.REFERRALS_SUBMITTED,
-    group_id=consumer_group(SERVICE),
-    max_workers=settings.router_workers,
-)
-async def handle_submitted(event: CloudEvent[ReferralSubmitted]) -> None:
-    submitted = event.data
-    now = datetime.now(UTC)
-    try:
-        created = route(
-            submitted, directory.current(), details_base_url=settings.details_base_url, now=now
-        )
-    except Unprocessable as unroutable:
-        async with engine.begin() as connection:
-            await connection.run_sync(_hold, submitted.referral_id, unroutable.detail, now)
-        raise
-    async with engine.begin() as connection:
-        outcome = await connection.run_sync(_assign, created, event, now)
-    if outcome == "unknown":
-        # The intake writes its event in the transaction that stores the referral, so an
-        # event for a referral the ledger never held was not Brug's: drop it, don't park it.
-        ORPHANS_DROPPED.labels(service=SERVICE, type=event.type).inc()
-        log.warning("event for a referral the ledger never held dropped", event_id=event.id)
-        return
-    if outcome != "assigned":
-        log.info("referral not routed again", referral_id=str(submitted.referral_id), why=outcome)
-        return
-    observe_end_to_end(SERVICE, "routed", submitted.submitted_at)
-    log.info(
-        "referral routed",
-        referral_id=str(created.referral_id),
-        organisation_id=created.organisation_id,
-        municipality_code=created.municipality_code,
-        event_id=_created_event_id(created),
+def create_app(settings: RouterSettings | None = None) -> FastStream:
+    settings = settings or RouterSettings()
+    configure_logging(SERVICE, settings.log_level, settings.log_format)
+    engine = make_async_engine(settings.database_url)
+    routing = Routing(
+        engine=engine,
+        directory=WatchedDirectory(settings.directory_path),
+        details_base_url=settings.details_base_url,
     )
-
-
-Outcome = Literal["assigned", "already-assigned", "ended", "unknown"]
-
-
-def _assign(
-    connection: Connection,
-    created: ReferralCreated,
-    submitted: CloudEvent[ReferralSubmitted],
-    now: datetime,
-) -> Outcome:
-    """The assignment and its event, in one transaction under the referral's row lock: a
-    case system that fetches the details as soon as the event arrives finds the referral
-    assigned to it; a referral is announced once (the first assignment stands), and never
-    after the GP withdrew it."""
-    ledger = Ledger(connection)
-    row = ledger.referral_for_update(created.referral_id)
-    if row is None:
-        return "unknown"
-    organisation = directory.current().organisation(created.organisation_id)
-    received_due, contact_due = (
-        due_dates(now, organisation.service_levels) if organisation else (None, None)
-    )
-    assigned = Referral.of(row).assign(
-        created.organisation_id, received_due_at=received_due, contact_due_at=contact_due
-    )
-    if isinstance(assigned, Refusal):
-        return "ended"
-    if not assigned:
-        return "already-assigned"
-    ledger.assign(created.referral_id, created.organisation_id, at=now)
-    if row.status is ReferralStatus.ON_HOLD:
-        # Unroutable before, replayed by an operator after a fix: the GP sees it move on.
-        ledger.change_status(created.referral_id, ReferralStatus.REQUESTED, source=SERVICE, at=now)
-    if received_due and contact_due:
-        ledger.set_due_dates(created.referral_id, received_due, contact_due)
-    ledger.audit(
-        actor=f"service:{SERVICE}",
-        action="routed",
-        referral_id=created.referral_id,
-        detail={
-            "organisation_id": created.organisation_id,
-            "directory": directory.current().version,
-        },
-    )
-    outgoing = CloudEvent[ReferralCreated].wrap(
-        created,
+    broker = make_broker(settings, service=SERVICE)
+    broker.include_router(submitted_router(routing, workers=settings.router_workers))
+    app = make_app(
+        broker,
         service=SERVICE,
-        traceparent=submitted.traceparent,
-        event_id=_created_event_id(created),
+        description="Assigns submitted referrals to the welfare organisation serving the "
+        "patient's municipality and publishes them on that organisation's topic.",
     )
-    Outbox(connection).add(
-        cloudevent_message(
-            outgoing,
-            topics.social_referrals(created.organisation_id),
-            referral_id=created.referral_id,
-            headers={"ce-causationid": submitted.id},
-        )
-    )
-    return "assigned"
 
+    @app.after_shutdown
+    async def _close_database() -> None:
+        await engine.dispose()
 
-def _created_event_id(created: ReferralCreated) -> str:
-    # Deterministic: should the relay publish it twice, consumers see the same event id.
-    return str(uuid.uuid5(created.referral_id, ReferralCreated.EVENT_TYPE))
-
-
-def _hold(connection: Connection, referral_id: uuid.UUID, reason: str, now: datetime) -> None:
-    """Unroutable: the GP's Task goes on hold with a reason it can read (unless the
-    referral was assigned meanwhile, or has ended: then the hold would undo news)."""
-    ledger = Ledger(connection)
-    row = ledger.referral_for_update(referral_id)
-    held = Referral.of(row).hold(reason) if row is not None else ()
-    if isinstance(held, Refusal) or not held:
-        return
-    ledger.change_status(
-        referral_id,
-        ReferralStatus.ON_HOLD,
-        source=SERVICE,
-        at=now,
-        reason=f"Brug could not route this referral: {reason}. An operator has been alerted.",
-    )
+    return app

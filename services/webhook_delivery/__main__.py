@@ -1,4 +1,6 @@
-from adapters.runtime import run
-from services.webhook_delivery.app import app
+"""Webhook delivery: queues the referrals of webhook organisations and POSTs them, signed."""
 
-run(app)
+from adapters.runtime import run
+from services.webhook_delivery.app import create_app
+
+run(create_app())

@@ -1,0 +1,71 @@
+"""The Kafka side of webhook delivery: the ``ReferralCreated`` of each organisation whose
+delivery channel is ``webhook`` is queued in ``webhook_deliveries``, once per event id.
+
+Queued, not sent: the queue lives in PostgreSQL, so a restart resumes and a slow receiver
+never holds up the partition (``services/webhook_delivery/delivery.py`` sends).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+import structlog
+from faststream.kafka import KafkaRouter
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from adapters.ledger.webhooks import WebhookQueue
+from adapters.runtime.kafka import consumer_group
+from contracts.cloudevents import CloudEvent
+from contracts.directory import WelfareOrganisation
+from contracts.events import FeedbackReceivedByGp, ReferralCreated, ReferralWithdrawn
+from services.webhook_delivery import SERVICE
+
+SOCIAL_REFERRALS_PATTERN = r"brug\.social\.referrals\.[a-z0-9][a-z0-9-]*\.v1"
+
+log = structlog.get_logger(f"brug.{SERVICE}")
+
+SocialReferralEvent = CloudEvent[ReferralCreated | ReferralWithdrawn | FeedbackReceivedByGp]
+
+
+def queue_router(
+    engine: AsyncEngine, organisations: Mapping[str, WelfareOrganisation]
+) -> KafkaRouter:
+    """The subscriber on every organisation's referral topic, queueing for ``organisations``
+    (the webhook ones) into the ledger behind ``engine``."""
+    router = KafkaRouter()
+
+    @router.subscriber(pattern=SOCIAL_REFERRALS_PATTERN, group_id=consumer_group(SERVICE))
+    async def queue_for_webhook(event: SocialReferralEvent) -> None:
+        await queue(engine, organisations, event)
+
+    return router
+
+
+async def queue(
+    engine: AsyncEngine,
+    organisations: Mapping[str, WelfareOrganisation],
+    event: SocialReferralEvent,
+) -> None:
+    data = event.data
+    if data.organisation_id not in organisations:
+        return  # a Kafka organisation: its case system consumes the topic itself
+    if not isinstance(data, ReferralCreated):
+        # A pending delivery of a withdrawn referral is parked as withdrawn when its turn
+        # comes; receipts are for case systems on the bus (webhook ones poll the status API).
+        return
+    async with engine.begin() as connection:
+        queued = await connection.run_sync(
+            lambda c: WebhookQueue(c).enqueue(
+                event.id,
+                data.referral_id,
+                data.organisation_id,
+                event.model_dump(mode="json", exclude_none=True),
+                datetime.now(UTC),
+            )
+        )
+    log.info(
+        "webhook queued" if queued else "webhook already queued",
+        referral_id=str(data.referral_id),
+        event_id=event.id,
+    )
