@@ -1,4 +1,7 @@
-from adapters.runtime import run
-from services.feedback.app import app
+"""Feedback: status events from welfare case systems, checked against the state machine and
+applied to the referral the GP tracks."""
 
-run(app)
+from adapters.runtime import run
+from services.feedback.app import create_app
+
+run(create_app())
