@@ -1,4 +1,7 @@
-from adapters.runtime import run
-from services.gp_notify.app import app
+"""GP notify: posts id-only notifications, handshakes and heartbeats to GP systems' FHIR
+Subscription endpoints."""
 
-run(app)
+from adapters.runtime import run
+from services.gp_notify.app import create_app
+
+run(create_app())

@@ -1,0 +1,161 @@
+"""The change handler: every ``GpResourceChanged`` on ``brug.gp.changes.<client>.v1`` is
+counted for each ``active`` Subscription of that client's GP organisation and POSTed to
+its endpoint as a notification Bundle naming the Task or Communication (no content: the GP
+system reads it through the FHIR API).
+
+A record is finished, for every subscription, before the next of its partition: one
+referral's notifications arrive in order (event numbers, counted atomically per
+subscription, order them across referrals). An endpoint that fails a few quick attempts
+puts its subscription in ``error`` (readable in ``$status``), so one bad endpoint never
+blocks the partition. A 2xx is a receipt for the welfare organisation
+(``FeedbackReceivedByGp``, channel ``push``) the first time, written to the outbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from faststream.kafka import KafkaMessage, KafkaRouter
+from sqlalchemy import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from adapters.fhir.subscriptions import NotificationEvent
+from adapters.ledger.repository import Ledger, Receipt
+from adapters.ledger.subscriptions import SubscriptionRow, Subscriptions
+from adapters.outbox import Outbox
+from adapters.outbox.messages import receipt_message
+from adapters.runtime.kafka import consumer_group
+from contracts import topics
+from contracts.cloudevents import CloudEvent
+from contracts.events import FeedbackReceivedByGp
+from contracts.events.gp import GpResourceChanged
+from services.gp_notify import SERVICE
+from services.gp_notify.endpoints import Endpoints, log_outcome
+
+log = structlog.get_logger(f"brug.{SERVICE}")
+
+DESCRIPTION = (  # the subscribers' entry in the AsyncAPI document
+    "Each change is POSTed, id-only, to every active Subscription of the client's GP "
+    "organisation, in order per referral; the first 2xx is the welfare organisation's receipt."
+)
+
+
+@dataclass(frozen=True)
+class Notifying:
+    """What the handler needs, wired by the composition root."""
+
+    engine: AsyncEngine
+    endpoints: Endpoints
+    gp_organisations: Mapping[str, str]  # which GP organisation (AGB) a client acts for
+
+
+def changes_router(notifying: Notifying, *, workers: int) -> KafkaRouter:
+    """One subscriber per GP system's change topic, and the receipts publisher declared."""
+    router = KafkaRouter()
+    # Declared for the AsyncAPI document: the receipt this service raises (the relay
+    # publishes it from the outbox).
+    router.publisher(
+        "brug.social.referrals.{organisation_id}.v1",
+        title="brug.social.referrals.{organisation_id}.v1",
+        description="The GP system's endpoint acknowledged a notification. Key: referral id.",
+        schema=CloudEvent[FeedbackReceivedByGp],
+    )
+
+    async def notify_subscriptions(
+        event: CloudEvent[GpResourceChanged], message: KafkaMessage
+    ) -> None:
+        record: Any = message.raw_message  # one ConsumerRecord: not a batch subscriber
+        await notify(notifying, record.topic.split(".")[3], event.data)
+
+    # One subscriber per GP system's change topic (from the client registry), each with one
+    # consumer per partition: referrals on different partitions are notified concurrently,
+    # one referral's notifications stay in order.
+    for client_id in notifying.gp_organisations:
+        router.subscriber(
+            topics.gp_changes(client_id),
+            group_id=f"{consumer_group('gp_notify')}.{client_id}",
+            max_workers=workers,
+            description=DESCRIPTION,
+        )(notify_subscriptions)
+    return router
+
+
+async def notify(notifying: Notifying, client_id: str, change: GpResourceChanged) -> None:
+    """Count, deliver to every subscription at once, then record outcomes and the receipt in
+    one transaction: three round trips to the database whatever the number of subscriptions."""
+    organisation = notifying.gp_organisations.get(client_id)
+    if organisation is None:
+        log.warning("change for an unknown GP client", client_id=client_id)
+        return
+    now = datetime.now(UTC)
+    async with notifying.engine.begin() as connection:
+        counted = await connection.run_sync(
+            lambda c: Subscriptions(c).count_event(organisation, now)
+        )
+    if not counted:
+        return
+    focus = notifying.endpoints.url(change.reference())
+    failures = await asyncio.gather(
+        *(_deliver(notifying.endpoints, s, change, focus) for s in counted)
+    )
+    async with notifying.engine.begin() as connection:
+        receipt = await connection.run_sync(_record_outcomes, change, counted, failures, now)
+    for subscription, failure in zip(counted, failures, strict=True):
+        log_outcome(
+            "event-notification",
+            subscription,
+            failure,
+            event_number=subscription.events_since_start,
+            referral_id=str(change.referral_id),
+        )
+    if receipt is not None:
+        log.info("receipt queued", referral_id=str(receipt.referral_id), channel="push")
+
+
+async def _deliver(
+    endpoints: Endpoints, subscription: SubscriptionRow, change: GpResourceChanged, focus: str
+) -> str | None:
+    number = subscription.events_since_start
+    event = NotificationEvent(number=number, timestamp=change.changed_at, focus=focus)
+    body = endpoints.bundle(subscription, "active", "event-notification", number, event)
+    return await endpoints.post(subscription, body)
+
+
+def _record_outcomes(
+    connection: Connection,
+    change: GpResourceChanged,
+    counted: list[SubscriptionRow],
+    failures: list[str | None],
+    now: datetime,
+) -> Receipt | None:
+    """Each subscription's outcome, the audit trail, and — if any endpoint took it — the
+    receipt (first time only)."""
+    store, ledger = Subscriptions(connection), Ledger(connection)
+    for subscription, failure in zip(counted, failures, strict=True):
+        if failure is not None:
+            store.failed(subscription.subscription_id, failure)
+            continue
+        ledger.audit(
+            actor=f"service:{SERVICE}",
+            action="notified-gp",
+            referral_id=change.referral_id,
+            detail={
+                "subscription_id": str(subscription.subscription_id),
+                "resource": change.reference(),
+                "version": change.version_id,
+                "event_number": subscription.events_since_start,
+            },
+        )
+    if all(failure is not None for failure in failures):
+        return None
+    receipt = ledger.record_gp_receipt(
+        change.resource_type, change.resource_id, change.version_id, "push", now
+    )
+    if receipt is not None:  # in the outbox with the stamp: a Kafka outage cannot lose it
+        Outbox(connection).add(receipt_message(receipt, "push", now, service=SERVICE))
+    return receipt
