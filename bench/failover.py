@@ -16,9 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,8 +36,11 @@ from deploy.demo import sample_bundle
 from deploy.devstack.postgres import PostgresCluster
 from deploy.devstack.processes import ManagedProcess
 from deploy.devstack.stack import SERVICES, dev_tokens
+from tests.conftest import free_port_block
 
-BRUG = str(Path(sys.executable).parent / "brug")
+# The CLI of the tree this script runs from (PYTHONPATH may point at another checkout, to
+# run the same drill against an older commit).
+BRUG = [sys.executable, "-c", "from deploy.cli import main; main()"]
 ORGANISATION_TOPIC = topics.social_referrals("dynamo-amsterdam")
 
 
@@ -128,25 +129,8 @@ def parked_dead_letters(database_url: str) -> int:
         engine.dispose()
 
 
-def free_ports(count: int) -> int:
-    """The first of ``count`` consecutive free loopback ports below the ephemeral range."""
-    for base in random.sample(range(20000, 32000, count), 200):
-        if all(_bindable(port) for port in range(base, base + count)):
-            return base
-    raise RuntimeError("no free ports")
-
-
-def _bindable(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
 def stack_environment(state_dir: Path) -> dict[str, str]:
-    base = free_ports(7 + len(SERVICES))
+    base = free_port_block(7 + len(SERVICES))
     env = {
         k: v
         for k, v in os.environ.items()
@@ -165,7 +149,7 @@ def stack_environment(state_dir: Path) -> dict[str, str]:
 
 
 def brug(env: dict[str, str], *args: str) -> None:
-    subprocess.run([BRUG, *args], env=env, check=True, capture_output=True, timeout=300)
+    subprocess.run([*BRUG, *args], env=env, check=True, capture_output=True, timeout=300)
 
 
 def drill(options: argparse.Namespace) -> dict[str, Any]:
@@ -184,18 +168,21 @@ def drill(options: argparse.Namespace) -> dict[str, Any]:
         submitter = threading.Thread(target=gp.run, args=(options.referrals,), daemon=True)
         submitter.start()
         victims = [name for name in options.kill.split(",") if name]
+        started = time.monotonic()
+        span = options.referrals / options.rate
         for turn, victim in enumerate(victims, start=1):
-            threshold = options.referrals * turn // (len(victims) + 1)
-            while len(gp.accepted) < threshold and submitter.is_alive():
-                time.sleep(0.1)
+            # At fixed times, not counts: a stack that answers 503 meanwhile must not get
+            # its kills later (and so a gentler drill) than one that keeps accepting.
+            time.sleep(max(0.0, started + span * turn / (len(victims) + 1) - time.monotonic()))
             ManagedProcess(victim, state_dir).kill()
             print(f"  killed {victim} after {len(gp.accepted)} accepted", file=sys.stderr)
             brug(env, "dev", "up")
-        submitter.join(timeout=options.referrals / options.rate + 300)
+        restarted_at = time.monotonic()
+        submitter.join(timeout=span + 300)
         deadline = time.monotonic() + 300
         while not brug_caught_up(bootstrap) and time.monotonic() < deadline:
             time.sleep(0.2)
-        caught_up = time.monotonic() - gp.finished_at
+        caught_up_at = time.monotonic()
         keys = {referral_id.encode() for referral_id in gp.accepted}
         created = created_ids_by_referral(bootstrap, keys)
         database = PostgresCluster(state_dir, int(env["BRUG_POSTGRES_PORT"])).url
@@ -208,10 +195,12 @@ def drill(options: argparse.Namespace) -> dict[str, Any]:
             "lost": sum(1 for ids in created.values() if not ids),
             "delivered_twice": sum(1 for ids in created.values() if len(ids) > 1),
             "parked_dead_letters": parked_dead_letters(database),
-            "caught_up_seconds_after_last_submission": round(caught_up, 1),
+            "caught_up_seconds_after_last_submission": round(caught_up_at - gp.finished_at, 1),
+            "caught_up_seconds_after_last_restart": round(caught_up_at - restarted_at, 1),
+            "last_submission_seconds": round(gp.finished_at - started, 1),
         }
     finally:
-        subprocess.run([BRUG, "dev", "down"], env=env, capture_output=True, check=False)
+        subprocess.run([*BRUG, "dev", "down"], env=env, capture_output=True, check=False)
         shutil.rmtree(state_dir, ignore_errors=True)
 
 

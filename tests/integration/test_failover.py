@@ -11,19 +11,16 @@ from __future__ import annotations
 import json
 import threading
 import time
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlalchemy import text
 
 from adapters.database import make_engine
 from adapters.kafka_admin import consumer_lag
+from bench.failover import GpSystem
 from contracts import topics
-from deploy.demo import sample_bundle
 from deploy.devstack.postgres import PostgresCluster
 from deploy.devstack.processes import ManagedProcess
 from deploy.devstack.stack import dev_tokens
@@ -43,50 +40,6 @@ CATCH_UP_BOUND_SECONDS = 45.0
 __all__ = ["stack_env"]  # the dev-stack fixture, shared
 
 
-@dataclass
-class GpSystem:
-    """Submits at a steady rate; retries a 503 (or a dropped connection) with the same
-    X-Request-ID, as the issue's GP client did."""
-
-    base_url: str
-    headers: dict[str, str]
-    accepted: dict[str, int] = field(default_factory=dict)  # referral id -> HTTP status
-    retries: int = 0
-    finished_at: float = 0.0
-
-    def run(self, count: int) -> None:
-        with httpx.Client(base_url=self.base_url, timeout=30) as client:
-            for _ in range(count):
-                started = time.monotonic()
-                self._submit(client)
-                time.sleep(max(0.0, 1 / RATE - (time.monotonic() - started)))
-        self.finished_at = time.monotonic()
-
-    def _submit(self, client: httpx.Client) -> None:
-        bundle, request_id = sample_bundle(), str(uuid.uuid4())
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            try:
-                answer = client.post(
-                    "/fhir", json=bundle, headers={**self.headers, "X-Request-ID": request_id}
-                )
-            except httpx.TransportError:
-                answer = None
-            if answer is not None and answer.status_code in (200, 201):
-                self.accepted[_referral_id(answer.json())] = answer.status_code
-                return
-            self.retries += 1
-            time.sleep(0.5)
-        raise AssertionError("a submission was never accepted")
-
-
-def _referral_id(transaction_response: dict[str, object]) -> str:
-    entries = transaction_response["entry"]
-    assert isinstance(entries, list)
-    location = entries[0]["response"]["location"]  # ServiceRequest/<referral id>/_history/1
-    return str(location.split("/")[1])
-
-
 @pytest.fixture
 def running_stack(stack_env: dict[str, str]) -> Iterator[dict[str, str]]:
     assert brug(stack_env, "dev", "up").returncode == 0
@@ -100,7 +53,9 @@ def test_a_broker_crash_while_referrals_flow_loses_nothing_and_parks_nothing(
     env = running_stack
     state_dir = Path(env["BRUG_STATE_DIR"])
     token = dev_tokens()["his-amsterdam-centrum"]
-    gp = GpSystem(f"http://127.0.0.1:{env['BRUG_FHIR_PORT']}", {"Authorization": f"Bearer {token}"})
+    gp = GpSystem(
+        f"http://127.0.0.1:{env['BRUG_FHIR_PORT']}", {"Authorization": f"Bearer {token}"}, RATE
+    )
     submitter = threading.Thread(target=gp.run, args=(RATE * SECONDS,), daemon=True)
     submitter.start()
 
