@@ -5,7 +5,8 @@ Order of preference, per component:
 - Kafka only: testcontainers' Kafka container where a Docker engine answers;
 - otherwise the project's own jar-based KRaft node and PostgreSQL cluster, started
   here on free ports in a throw-away folder and stopped at the end of the session.
-Nothing is started unless a test asks for it, so ``pytest tests/unit`` needs neither.
+Nothing is started unless a test asks for it: ``pytest tests/unit -m "not integration"``
+needs neither (the in-process handler tests in tests/unit/handlers use a real PostgreSQL).
 """
 
 from __future__ import annotations
@@ -17,12 +18,15 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
-from adapters.database import migrate
+from adapters.database import make_engine, migrate, sqlalchemy_url
 from deploy.devstack.kafka import KafkaNode
 from deploy.devstack.postgres import PostgresCluster
 from deploy.devstack.provision import create_topics
@@ -109,3 +113,22 @@ def database_url(infrastructure_dir: Path) -> Iterator[str]:
     finally:
         with contextlib.suppress(RuntimeError):
             cluster.stop()
+
+
+@contextlib.contextmanager
+def database_of_its_own(database_url: str, prefix: str) -> Iterator[str]:
+    """A fresh, migrated database on the session's server, dropped afterwards: no other
+    test's relay or delivery loop may publish, claim or purge the rows a test asserts on."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    server = make_engine(database_url).execution_options(isolation_level="AUTOCOMMIT")
+    with server.connect() as connection:
+        connection.execute(text(f"CREATE DATABASE {name}"))
+    url = make_url(sqlalchemy_url(database_url)).set(database=name)
+    rendered = url.render_as_string(hide_password=False)
+    try:
+        migrate(rendered)
+        yield rendered
+    finally:
+        with server.connect() as connection:
+            connection.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
+        server.dispose()
