@@ -1,0 +1,238 @@
+"""The GP notify service in-process: its change handler on FastStream's in-memory broker,
+as ``services/gp_notify/app.py`` wires it, against the real PostgreSQL and a GP system's
+endpoint on the loopback interface.
+
+A change notice for a GP organisation with an active Subscription is POSTed to its
+endpoint, id-only; the endpoint's 2xx is the welfare organisation's receipt, written to the
+outbox. An endpoint that fails puts its Subscription in error, and no receipt is written.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from faststream.kafka import TestKafkaBroker
+from sqlalchemy import Engine
+
+from adapters.clients import Client, ClientKind, ClientRegistry
+from adapters.ledger.repository import Ledger, NewReferral, ReferralRow
+from adapters.ledger.subscriptions import ACTIVE, ERROR, SubscriptionRow, Subscriptions
+from contracts import topics
+from contracts.cloudevents import CloudEvent
+from contracts.codes import ReferralStatus
+from contracts.events import FeedbackReceivedByGp
+from contracts.events.gp import GpResourceChanged
+from contracts.fhir_systems import REFERRAL_FEEDBACK_TOPIC
+from services.gp_notify.app import GpNotify, wire
+from services.gp_notify.settings import NotifySettings
+from tests.unit.handlers.support import CLOUDEVENTS, outbox_rows
+
+pytestmark = pytest.mark.integration  # the real PostgreSQL
+
+ORGANISATION = "dynamo-amsterdam"
+FHIR_BASE = "https://brug.test/fhir"
+
+
+@dataclass
+class Endpoint:
+    """A GP system's rest-hook endpoint on 127.0.0.1: answers ``status``, keeps each POST."""
+
+    url: str = ""
+    status: int = 200
+    posts: list[tuple[dict[str, str], dict[str, Any]]] = field(default_factory=list)
+
+
+@pytest.fixture
+def endpoint() -> Iterator[Endpoint]:
+    state = Endpoint()
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            state.posts.append((dict(self.headers), json.loads(body)))
+            self.send_response(state.status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield state
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+@pytest.fixture
+def gp() -> Client:
+    """A GP system of this test's own, so no other test's Subscriptions are counted."""
+    agb = f"09{uuid.uuid4().int % 10**6:06d}"
+    return Client(
+        client_id=f"his-test-{uuid.uuid4().hex[:8]}",
+        kind=ClientKind.GP,
+        organisation=agb,
+        name="test GP system",
+        token_sha256="0" * 64,
+    )
+
+
+@pytest.fixture
+async def notify(handler_database: str, gp: Client, tmp_path: Path) -> AsyncIterator[GpNotify]:
+    clients = tmp_path / "clients.json"
+    clients.write_text(ClientRegistry(clients=[gp]).model_dump_json())
+    service = wire(
+        NotifySettings(
+            database_url=handler_database,
+            clients_path=clients,
+            fhir_base_url=FHIR_BASE,
+            notify_attempts=1,  # a failure is final at once: no pause between attempts
+        )
+    )
+    yield service
+    await service.endpoints.aclose()
+    await service.engine.dispose()
+
+
+def accepted_referral(engine: Engine, gp: Client) -> ReferralRow:
+    """A referral of ``gp``'s practice, accepted by ``ORGANISATION``."""
+    now = datetime.now(UTC)
+    new = NewReferral(
+        referral_id=uuid.uuid4(),
+        task_id=uuid.uuid4(),
+        client_id=gp.client_id,
+        requester_agb=gp.organisation,
+        service_request_system="urn:test",
+        service_request_value=str(uuid.uuid4()),
+        municipality_code="GM0363",
+        themes=["loneliness"],
+        age_band="75-84",
+        urgency="routine",
+        submitted_at=now,
+        details={},
+        retain_until=now + timedelta(days=1),
+    )
+    with engine.begin() as connection:
+        ledger = Ledger(connection)
+        ledger.record_intake(new)
+        ledger.assign(new.referral_id, ORGANISATION, at=now)
+        ledger.record_welfare_status(
+            new.referral_id,
+            welfare_status="accepted",
+            sequence=1,
+            task_status=ReferralStatus.ACCEPTED,
+            business_status="accepted-by-welfare",
+            reason=None,
+            source=f"welfare:{ORGANISATION}",
+            at=now,
+        )
+        row = ledger.referral(new.referral_id)
+    assert row is not None
+    return row
+
+
+def active_subscription(engine: Engine, gp: Client, endpoint: Endpoint) -> uuid.UUID:
+    """A Subscription of ``gp``'s practice whose handshake was answered."""
+    subscription_id, now = uuid.uuid4(), datetime.now(UTC)
+    with engine.begin() as connection:
+        store = Subscriptions(connection)
+        store.create(
+            subscription_id=subscription_id,
+            client_id=gp.client_id,
+            organisation=gp.organisation,
+            topic=REFERRAL_FEEDBACK_TOPIC,
+            endpoint=endpoint.url,
+            headers=["Authorization: Bearer hook-secret"],
+            heartbeat_seconds=None,
+            resource={},
+            at=now,
+        )
+        store.sent(subscription_id, now, activate=True)
+    return subscription_id
+
+
+def _subscription(engine: Engine, gp: Client, subscription_id: uuid.UUID) -> SubscriptionRow:
+    with engine.connect() as connection:
+        row = Subscriptions(connection).get(subscription_id, gp.organisation)
+    assert row is not None
+    return row
+
+
+def _receipts(engine: Engine, referral_id: uuid.UUID) -> list[Any]:
+    rows = outbox_rows(engine, referral_id)
+    return [row for row in rows if row.event_type == FeedbackReceivedByGp.EVENT_TYPE]
+
+
+async def _announce_task(notify: GpNotify, gp: Client, row: ReferralRow) -> None:
+    """The change notice the feedback service publishes for the Task's current version."""
+    assert row.task_id is not None
+    change = GpResourceChanged(
+        referral_id=row.referral_id,
+        resource_type="Task",
+        resource_id=row.task_id,
+        version_id=row.version,
+        task_id=row.task_id,
+        changed_at=datetime.now(UTC),
+    )
+    async with TestKafkaBroker(notify.broker) as broker:
+        await broker.publish(
+            CloudEvent[GpResourceChanged].wrap(change, service="feedback").to_json_bytes(),
+            topic=topics.gp_changes(gp.client_id),
+            key=str(row.referral_id).encode(),
+            headers=CLOUDEVENTS,
+        )
+
+
+async def test_a_change_is_posted_to_the_subscription_and_its_2xx_is_a_receipt_in_the_outbox(
+    notify: GpNotify, ledger_engine: Engine, gp: Client, endpoint: Endpoint
+) -> None:
+    row = accepted_referral(ledger_engine, gp)
+    subscription_id = active_subscription(ledger_engine, gp, endpoint)
+
+    await _announce_task(notify, gp, row)
+
+    [(headers, bundle)] = endpoint.posts
+    assert headers["Content-Type"] == "application/fhir+json"
+    assert headers["Authorization"] == "Bearer hook-secret", "the Subscription's own header"
+    focus = f"{FHIR_BASE}/Task/{row.task_id}"
+    assert bundle["resourceType"] == "Bundle"
+    assert [entry["fullUrl"] for entry in bundle["entry"][1:]] == [focus]
+    assert all("resource" not in entry for entry in bundle["entry"][1:]), "id-only"
+    subscription = _subscription(ledger_engine, gp, subscription_id)
+    assert (subscription.status, subscription.events_since_start) == (ACTIVE, 1)
+
+    [receipt] = _receipts(ledger_engine, row.referral_id)
+    assert receipt.topic == topics.social_referrals(ORGANISATION)
+    event = CloudEvent[FeedbackReceivedByGp].model_validate_json(receipt.value)
+    assert (event.data.resource, event.data.channel) == (
+        f"Task/{row.task_id}/_history/{row.version}",
+        "push",
+    )
+
+
+async def test_an_endpoint_that_fails_puts_its_subscription_in_error_and_writes_no_receipt(
+    notify: GpNotify, ledger_engine: Engine, gp: Client, endpoint: Endpoint
+) -> None:
+    row = accepted_referral(ledger_engine, gp)
+    subscription_id = active_subscription(ledger_engine, gp, endpoint)
+    endpoint.status = 503
+
+    await _announce_task(notify, gp, row)
+
+    assert len(endpoint.posts) == 1
+    subscription = _subscription(ledger_engine, gp, subscription_id)
+    assert subscription.status == ERROR
+    assert subscription.error == "endpoint answered HTTP 503 after 1 attempt(s)"
+    assert _receipts(ledger_engine, row.referral_id) == []
