@@ -1,3 +1,6 @@
+"""The console's settings (``BRUG_*``): where it listens, who may log in, how often it
+looks at Kafka."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,4 +33,10 @@ class ConsoleSettings(ServiceSettings):
     )
     gauges_poll_seconds: float = Field(
         default=15.0, gt=0, description="How often lag and parked dead letters are exported."
+    )
+    console_kafka_side: bool = Field(
+        default=True,
+        description="Consume dead letters into the ledger and export the lag and parked "
+        "gauges. Off only where no broker runs (the in-process tests); the pages still ask "
+        "Kafka and say so when it does not answer.",
     )

@@ -1,0 +1,37 @@
+"""The console's Kafka side: every dead letter on ``brug.deadletter.v1`` is kept in the
+ledger, once, where operators inspect, replay or discard it."""
+
+from __future__ import annotations
+
+import structlog
+from faststream.kafka import KafkaRouter
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from adapters.ledger.operations import Operations
+from adapters.runtime.kafka import consumer_group
+from contracts import topics
+from contracts.cloudevents import CloudEvent
+from contracts.events.deadletter import DeadLetter
+from services.console import SERVICE
+
+log = structlog.get_logger(f"brug.{SERVICE}")
+
+
+def dead_letter_router(engine: AsyncEngine) -> KafkaRouter:
+    router = KafkaRouter()
+
+    @router.subscriber(topics.DEAD_LETTER, group_id=consumer_group(SERVICE))
+    async def keep_dead_letter(event: CloudEvent[DeadLetter]) -> None:
+        async with engine.begin() as connection:
+            new = await connection.run_sync(
+                lambda c: Operations(c).record_dead_letter(event.id, event.data)
+            )
+        if new:  # a redelivered dead letter is already parked: one warning, not two
+            log.warning(
+                "dead letter parked for operators",
+                dead_letter_id=event.id,
+                reason=event.data.reason,
+                service=event.data.service,
+            )
+
+    return router

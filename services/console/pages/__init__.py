@@ -1,0 +1,1 @@
+"""The console's pages, one ``APIRouter`` per concern; the composition root includes them."""
