@@ -31,8 +31,12 @@ def render_service_documents() -> dict[Path, str]:
         app = module.create_app() if hasattr(module, "create_app") else module.app
         if isinstance(app, FastStream):
             documents[ASYNCAPI_DIR / f"{service}.yaml"] = _stable_yaml(app.schema)
-        if isinstance(getattr(module, "asyncapi", None), AsyncAPI):
-            documents[ASYNCAPI_DIR / f"{service}.yaml"] = _stable_yaml(module.asyncapi)
+        # An HTTP service's Kafka side: at module level, or built by its composition root.
+        asyncapi = getattr(module, "asyncapi", None)
+        if isinstance(app, FastAPI):
+            asyncapi = getattr(app.state, "asyncapi", asyncapi)
+        if isinstance(asyncapi, AsyncAPI):
+            documents[ASYNCAPI_DIR / f"{service}.yaml"] = _stable_yaml(asyncapi)
         if isinstance(app, FastAPI):
             openapi = json.dumps(app.openapi(), indent=2, sort_keys=True) + "\n"
             documents[OPENAPI_DIR / f"{service}.json"] = openapi

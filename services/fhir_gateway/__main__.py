@@ -1,8 +1,14 @@
 import uvicorn
 
-from services.fhir_gateway.app import app, settings
+from services.fhir_gateway.app import create_app
+from services.fhir_gateway.settings import GatewaySettings
 
+settings = GatewaySettings()
 # log_config=None: uvicorn's loggers go through Brug's JSON pipeline instead of their own.
 uvicorn.run(
-    app, host=settings.fhir_host, port=settings.fhir_port, log_config=None, timeout_keep_alive=30
+    create_app(settings),
+    host=settings.fhir_host,
+    port=settings.fhir_port,
+    log_config=None,
+    timeout_keep_alive=30,
 )
