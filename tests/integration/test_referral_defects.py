@@ -14,7 +14,7 @@ import contextlib
 import threading
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 from faststream.kafka import KafkaBroker
@@ -23,7 +23,7 @@ from sqlalchemy import Engine, select
 from adapters.clients import Client, ClientKind
 from adapters.database import make_async_engine, make_engine
 from adapters.fhir.outcomes import FhirProblem
-from adapters.ledger.repository import Ledger, NewReferral, ReferralRow
+from adapters.ledger.repository import Ledger
 from adapters.ledger.tables import communications, outbox
 from adapters.outbox.relay import OutboxRelay, broker_sender
 from contracts import topics
@@ -35,6 +35,7 @@ from services.feedback.apply import apply_signal, apply_status
 from services.fhir_gateway.reads import Seen, _audit_and_receipts
 from services.fhir_gateway.withdrawal import _cancel
 from tests.helpers import wait_for_record
+from tests.ledger_rows import accepted_referral
 
 pytestmark = pytest.mark.integration
 
@@ -54,43 +55,6 @@ def engine(own_database: str) -> Iterator[Engine]:
     engine = make_engine(own_database)
     yield engine
     engine.dispose()
-
-
-def accepted_referral(engine: Engine) -> ReferralRow:
-    """A referral routed to the organisation, which has accepted it (sequence 1)."""
-    now = datetime.now(UTC)
-    new = NewReferral(
-        referral_id=uuid.uuid4(),
-        task_id=uuid.uuid4(),
-        client_id=GP.client_id,
-        requester_agb=AGB,
-        service_request_system="urn:test",
-        service_request_value=str(uuid.uuid4()),
-        municipality_code="GM0363",
-        themes=["loneliness"],
-        age_band="75-84",
-        urgency="routine",
-        submitted_at=now,
-        details={},
-        retain_until=now + timedelta(days=1),
-    )
-    with engine.begin() as connection:
-        ledger = Ledger(connection)
-        ledger.record_intake(new)
-        ledger.assign(new.referral_id, ORGANISATION, at=now)
-        ledger.record_welfare_status(
-            new.referral_id,
-            welfare_status="accepted",
-            sequence=1,
-            task_status=ReferralStatus.ACCEPTED,
-            business_status="accepted-by-welfare",
-            reason=None,
-            source=f"welfare:{ORGANISATION}",
-            at=now,
-        )
-        row = ledger.referral(new.referral_id)
-    assert row is not None
-    return row
 
 
 def report(referral_id: uuid.UUID, status: WelfareStatus) -> ReferralStatusReported:

@@ -19,7 +19,7 @@ import pytest
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 from sqlalchemy import Engine, select, update
 
-from adapters.ledger.repository import Ledger, NewReferral, ReferralRow
+from adapters.ledger.repository import Ledger
 from adapters.ledger.tables import communications, referrals
 from contracts import topics
 from contracts.cloudevents import CloudEvent
@@ -37,6 +37,7 @@ from contracts.events.status import (
 from services.feedback.app import Feedback, wire
 from services.feedback.apply import feedback_communication_id
 from services.feedback.settings import FeedbackSettings
+from tests.ledger_rows import accepted_referral
 from tests.unit.handlers.support import CLOUDEVENTS, outbox_rows, referral
 
 pytestmark = pytest.mark.integration  # the real PostgreSQL
@@ -50,41 +51,6 @@ async def feedback(handler_database: str) -> AsyncIterator[Feedback]:
     service = wire(FeedbackSettings(database_url=handler_database))
     yield service
     await service.engine.dispose()
-
-
-def accepted_referral(engine: Engine) -> ReferralRow:
-    """A referral routed to ``ORGANISATION``, which has accepted it (sequence 1)."""
-    now = datetime.now(UTC)
-    new = NewReferral(
-        referral_id=uuid.uuid4(),
-        task_id=uuid.uuid4(),
-        client_id="his-amsterdam-centrum",
-        requester_agb="01999001",
-        service_request_system="urn:test",
-        service_request_value=str(uuid.uuid4()),
-        municipality_code="GM0363",
-        themes=["loneliness"],
-        age_band="75-84",
-        urgency="routine",
-        submitted_at=now,
-        details={},
-        retain_until=now + timedelta(days=1),
-    )
-    with engine.begin() as connection:
-        ledger = Ledger(connection)
-        ledger.record_intake(new)
-        ledger.assign(new.referral_id, ORGANISATION, at=now)
-        ledger.record_welfare_status(
-            new.referral_id,
-            welfare_status="accepted",
-            sequence=1,
-            task_status=ReferralStatus.ACCEPTED,
-            business_status="accepted-by-welfare",
-            reason=None,
-            source=f"welfare:{ORGANISATION}",
-            at=now,
-        )
-    return referral(engine, new.referral_id)
 
 
 def _status(

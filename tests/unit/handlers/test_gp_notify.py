@@ -14,7 +14,7 @@ import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -24,16 +24,16 @@ from faststream.kafka import TestKafkaBroker
 from sqlalchemy import Engine
 
 from adapters.clients import Client, ClientKind, ClientRegistry
-from adapters.ledger.repository import Ledger, NewReferral, ReferralRow
+from adapters.ledger.repository import ReferralRow
 from adapters.ledger.subscriptions import ACTIVE, ERROR, SubscriptionRow, Subscriptions
 from contracts import topics
 from contracts.cloudevents import CloudEvent
-from contracts.codes import ReferralStatus
 from contracts.events import FeedbackReceivedByGp
 from contracts.events.gp import GpResourceChanged
 from contracts.fhir_systems import REFERRAL_FEEDBACK_TOPIC
 from services.gp_notify.app import GpNotify, wire
 from services.gp_notify.settings import NotifySettings
+from tests.ledger_rows import accepted_referral
 from tests.unit.handlers.support import CLOUDEVENTS, outbox_rows
 
 pytestmark = pytest.mark.integration  # the real PostgreSQL
@@ -106,43 +106,6 @@ async def notify(handler_database: str, gp: Client, tmp_path: Path) -> AsyncIter
     await service.engine.dispose()
 
 
-def accepted_referral(engine: Engine, gp: Client) -> ReferralRow:
-    """A referral of ``gp``'s practice, accepted by ``ORGANISATION``."""
-    now = datetime.now(UTC)
-    new = NewReferral(
-        referral_id=uuid.uuid4(),
-        task_id=uuid.uuid4(),
-        client_id=gp.client_id,
-        requester_agb=gp.organisation,
-        service_request_system="urn:test",
-        service_request_value=str(uuid.uuid4()),
-        municipality_code="GM0363",
-        themes=["loneliness"],
-        age_band="75-84",
-        urgency="routine",
-        submitted_at=now,
-        details={},
-        retain_until=now + timedelta(days=1),
-    )
-    with engine.begin() as connection:
-        ledger = Ledger(connection)
-        ledger.record_intake(new)
-        ledger.assign(new.referral_id, ORGANISATION, at=now)
-        ledger.record_welfare_status(
-            new.referral_id,
-            welfare_status="accepted",
-            sequence=1,
-            task_status=ReferralStatus.ACCEPTED,
-            business_status="accepted-by-welfare",
-            reason=None,
-            source=f"welfare:{ORGANISATION}",
-            at=now,
-        )
-        row = ledger.referral(new.referral_id)
-    assert row is not None
-    return row
-
-
 def active_subscription(engine: Engine, gp: Client, endpoint: Endpoint) -> uuid.UUID:
     """A Subscription of ``gp``'s practice whose handshake was answered."""
     subscription_id, now = uuid.uuid4(), datetime.now(UTC)
@@ -198,7 +161,7 @@ async def _announce_task(notify: GpNotify, gp: Client, row: ReferralRow) -> None
 async def test_a_change_is_posted_to_the_subscription_and_its_2xx_is_a_receipt_in_the_outbox(
     notify: GpNotify, ledger_engine: Engine, gp: Client, endpoint: Endpoint
 ) -> None:
-    row = accepted_referral(ledger_engine, gp)
+    row = accepted_referral(ledger_engine, client_id=gp.client_id, requester_agb=gp.organisation)
     subscription_id = active_subscription(ledger_engine, gp, endpoint)
 
     await _announce_task(notify, gp, row)
@@ -225,7 +188,7 @@ async def test_a_change_is_posted_to_the_subscription_and_its_2xx_is_a_receipt_i
 async def test_an_endpoint_that_fails_puts_its_subscription_in_error_and_writes_no_receipt(
     notify: GpNotify, ledger_engine: Engine, gp: Client, endpoint: Endpoint
 ) -> None:
-    row = accepted_referral(ledger_engine, gp)
+    row = accepted_referral(ledger_engine, client_id=gp.client_id, requester_agb=gp.organisation)
     subscription_id = active_subscription(ledger_engine, gp, endpoint)
     endpoint.status = 503
 
