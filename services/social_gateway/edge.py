@@ -1,0 +1,69 @@
+"""What the social edge's routes share, built once by the composition root (``app.py``):
+the client registry and the ledger's engine; and the two checks every route starts with,
+who is calling and whether the referral is theirs (the aggregate decides that)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from adapters.clients import (
+    Client,
+    ClientKind,
+    ClientRegistry,
+    Unauthenticated,
+    authenticate_bearer,
+)
+from adapters.ledger.repository import ReferralRow
+from domain.referral import Referral
+from services.social_gateway.problems import Problem, not_found
+from services.social_gateway.settings import SocialGatewaySettings
+
+
+@dataclass(frozen=True)
+class SocialEdge:
+    settings: SocialGatewaySettings
+    clients: ClientRegistry
+    engine: AsyncEngine
+
+    def authenticate(self, request: Request) -> Client:
+        """The case system named by the bearer token, or a 401 problem."""
+        try:
+            return authenticate_bearer(
+                self.clients, request.headers.get("authorization"), ClientKind.WELFARE
+            )
+        except Unauthenticated as refused:
+            raise Problem(
+                401, "Unauthorized", refused.detail, {"WWW-Authenticate": refused.challenge}
+            ) from None
+
+
+def social_edge(request: Request) -> SocialEdge:
+    """The edge the composition root put on the app (a FastAPI dependency)."""
+    edge: SocialEdge = request.app.state.social_edge
+    return edge
+
+
+Edge = Annotated[SocialEdge, Depends(social_edge)]
+
+
+def parse_referral_id(value: str) -> uuid.UUID:
+    """A path's referral id; one that is no UUID names no referral."""
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise not_found(value) from None
+
+
+def assigned(row: ReferralRow | None, wanted: uuid.UUID, client: Client) -> Referral:
+    """The referral, if it is the caller's: else 404 or 403 (as RFC 9457 problems)."""
+    if row is None:
+        raise not_found(wanted)
+    referral = Referral.of(row)
+    if not referral.assigned_to(client.organisation):
+        raise Problem(403, "Forbidden", "this referral is not assigned to your organisation")
+    return referral
