@@ -18,8 +18,9 @@ from adapters.clients import Client
 from adapters.fhir.outcomes import FhirProblem, operation_outcome
 from adapters.ledger.repository import Ledger, StoredResponse
 from services.fhir_gateway.edge import FhirEdge
+from services.fhir_gateway.located import Located
 from services.fhir_gateway.submission import SERVICE, Remember, Reply
-from services.fhir_gateway.translation import Located, read_referral
+from services.fhir_gateway.translation import read_referral
 from services.fhir_gateway.web import infrastructure_guard, parse_json
 
 Parse = Callable[[Any], list[Located]]

@@ -3,7 +3,8 @@
 Pure: a parsed request in, an ``Intake`` out, or a ``FhirProblem`` naming the offending
 element by FHIRPath. What the social side may see is decided here and nowhere else:
 name, contact details, age, municipality, the GP's question, themes and the referrer.
-Diagnoses, Condition text, medication, observations and the BSN never leave this module.
+Diagnoses, Condition text, medication, observations and the BSN never leave this module
+(and ``patient.py``, which reads the Patient for it).
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ from fhir.resources.R4B.servicerequest import ServiceRequest
 from pydantic import ValidationError
 
 from adapters.fhir.outcomes import FhirProblem, structure_problem
-from contracts.codes import AgeBand, Urgency, WorTheme
-from contracts.details import Address, Person, Referrer
+from contracts.codes import Urgency, WorTheme
+from contracts.details import Person, Referrer
 from contracts.directory import WelfareDirectory
-from contracts.fhir_systems import AGB, BSN
+from contracts.fhir_systems import AGB
 from contracts.mappings import ThemeTable
 from contracts.postcodes import PostcodeTable
-from services.fhir_gateway.bsn import is_valid_bsn
+from services.fhir_gateway.located import Located, References
+from services.fhir_gateway.patient import check_bsn, display_name, person_of, telecom
 
 URGENCY_BY_PRIORITY = {
     "routine": Urgency.ROUTINE,
@@ -31,15 +33,6 @@ URGENCY_BY_PRIORITY = {
     "asap": Urgency.ASAP,
     "stat": Urgency.ASAP,
 }
-
-
-@dataclass(frozen=True)
-class Located:
-    """A resource from the request with the FHIRPath it was found at."""
-
-    resource: dict[str, Any]
-    path: str
-    request: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -57,29 +50,6 @@ class Intake:
     question: str
     referrer: Referrer
     entries: list[Located]
-
-
-class _References:
-    """Resolves references within one request: ``urn:uuid:…``, ``Type/id``, ``#contained``."""
-
-    def __init__(self, located: list[Located]) -> None:
-        self.located = located
-        self.by_reference: dict[str, Located] = {}
-        for item in located:
-            resource = item.resource
-            if full_url := (item.request or {}).get("fullUrl"):
-                self.by_reference[full_url] = item
-            if "id" in resource:
-                self.by_reference[f"{resource['resourceType']}/{resource['id']}"] = item
-                self.by_reference[f"#{resource['id']}"] = item
-
-    def resolve(self, reference: dict[str, Any] | None, expected: str) -> Located | None:
-        target = (reference or {}).get("reference")
-        found = self.by_reference.get(target) if target else None
-        return found if found and found.resource["resourceType"] == expected else None
-
-    def all_of(self, resource_type: str) -> list[Located]:
-        return [item for item in self.located if item.resource["resourceType"] == resource_type]
 
 
 def parse_bundle(document: Any) -> list[Located]:
@@ -123,7 +93,7 @@ def read_referral(
     directory: WelfareDirectory,
     themes: ThemeTable,
 ) -> Intake:
-    references = _References(located)
+    references = References(located)
     service_request = _the_service_request(references)
     sr = service_request.resource
     patient = references.resolve(sr.get("subject"), "Patient")
@@ -135,9 +105,9 @@ def read_referral(
             f"{service_request.path}.subject",
         )
     _check_consent(references, patient, today)
-    _check_bsn(patient)
+    check_bsn(patient)
     identifier_system, identifier_value = _service_request_identifier(service_request)
-    person, municipality_code = _person(patient, today, postcodes)
+    person, municipality_code = person_of(patient, today, postcodes)
     organisation = directory.organisation_for(municipality_code)
     if organisation is None:
         raise FhirProblem(
@@ -182,7 +152,7 @@ def _validate_model(model: Any, document: dict[str, Any], root: str) -> None:
         raise structure_problem(error, root, "FHIR R4") from None
 
 
-def _the_service_request(references: _References) -> Located:
+def _the_service_request(references: References) -> Located:
     requests = references.all_of("ServiceRequest")
     if len(requests) != 1:
         raise FhirProblem(
@@ -215,7 +185,7 @@ def _service_request_identifier(service_request: Located) -> tuple[str, str]:
     )
 
 
-def _check_consent(references: _References, patient: Located, today: date) -> None:
+def _check_consent(references: References, patient: Located, today: date) -> None:
     consents = [
         c
         for c in references.all_of("Consent")
@@ -248,128 +218,8 @@ def _consent_problem(consent: Located, today: date) -> tuple[str, str] | None:
     return None
 
 
-def _check_bsn(patient: Located) -> None:
-    for index, identifier in enumerate(patient.resource.get("identifier") or []):
-        if identifier.get("system") == BSN and not is_valid_bsn(str(identifier.get("value", ""))):
-            raise FhirProblem(
-                422,
-                "value",
-                "the BSN fails the elfproef (eleven test)",
-                f"{patient.path}.identifier[{index}].value",
-            )
-
-
-def _person(patient: Located, today: date, postcodes: PostcodeTable) -> tuple[Person, str]:
-    resource = patient.resource
-    given, family, display = _name(patient)
-    phones, emails = _telecom(resource.get("telecom"))
-    address, address_index = _current_address(resource.get("address"))
-    if not phones and not emails and not (address and address.lines and address.postal_code):
-        raise FhirProblem(
-            422,
-            "required",
-            "no usable contact details: the coach needs a phone number, an e-mail address "
-            "or a postal address",
-            f"{patient.path}.telecom",
-        )
-    if address is None or not address.postal_code:
-        raise FhirProblem(
-            422,
-            "required",
-            "the patient's postcode is needed to find their municipality",
-            f"{patient.path}.address.postalCode",
-        )
-    municipality = postcodes.municipality_for(address.postal_code)
-    if municipality is None:
-        raise FhirProblem(
-            422,
-            "value",
-            "the patient's postcode is not a known Dutch postcode",
-            f"{patient.path}.address[{address_index}].postalCode",
-        )
-    birth_year, age = _age(resource.get("birthDate"), today)
-    if age is None:
-        raise FhirProblem(
-            422,
-            "required",
-            "the patient's birth date is needed for the coach (age band)",
-            f"{patient.path}.birthDate",
-        )
-    person = Person(
-        given_names=given,
-        family_name=family,
-        display_name=display,
-        birth_year=birth_year,
-        age=age,
-        age_band=AgeBand.for_age(age),
-        phone=phones,
-        email=emails,
-        address=address,
-        municipality_code=municipality,
-    )
-    return person, municipality
-
-
-def _name(patient: Located) -> tuple[list[str], str | None, str]:
-    names = patient.resource.get("name") or []
-    preferred = sorted(names, key=lambda n: {"official": 0, "usual": 1}.get(n.get("use"), 2))
-    for name in preferred:
-        if display := _display_name(name):
-            return [g for g in name.get("given") or [] if g], name.get("family"), display
-    raise FhirProblem(
-        422,
-        "required",
-        "the Patient needs a name so the coach can address them",
-        f"{patient.path}.name",
-    )
-
-
-def _display_name(name: dict[str, Any]) -> str:
-    given = [g for g in name.get("given") or [] if g]
-    return str(name.get("text") or " ".join([*given, name.get("family") or ""]).strip())
-
-
-def _telecom(points: list[dict[str, Any]] | None) -> tuple[list[str], list[str]]:
-    usable = [p for p in points or [] if p.get("value") and not (p.get("period") or {}).get("end")]
-    phones = [p["value"] for p in usable if p.get("system") in {"phone", "sms"}]
-    emails = [p["value"] for p in usable if p.get("system") == "email"]
-    return phones, emails
-
-
-def _current_address(addresses: list[dict[str, Any]] | None) -> tuple[Address | None, int]:
-    """The home address still in use; else the first current one."""
-    current = [
-        (index, a)
-        for index, a in enumerate(addresses or [])
-        if a.get("use") != "old" and not (a.get("period") or {}).get("end")
-    ]
-    current.sort(key=lambda pair: 0 if pair[1].get("use") == "home" else 1)
-    if not current:
-        return None, 0
-    index, chosen = current[0]
-    return (
-        Address(
-            lines=chosen.get("line") or [],
-            postal_code=chosen.get("postalCode"),
-            city=chosen.get("city"),
-        ),
-        index,
-    )
-
-
-def _age(birth_date: str | None, today: date) -> tuple[int | None, int | None]:
-    if not birth_date:
-        return None, None
-    year = int(birth_date[:4])
-    if len(birth_date) < 10:
-        return year, today.year - year
-    born = date.fromisoformat(birth_date[:10])
-    age = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
-    return year, age
-
-
 def _themes(
-    sr: dict[str, Any], references: _References, table: ThemeTable
+    sr: dict[str, Any], references: References, table: ThemeTable
 ) -> tuple[list[WorTheme], list[str]]:
     """Themes from ServiceRequest.reasonCode and the codes of referenced Conditions.
 
@@ -408,7 +258,7 @@ def _question(sr: dict[str, Any]) -> str:
     return "\n\n".join(part.strip() for part in parts if part and part.strip())
 
 
-def _requester_agb(references: _References, service_request: Located) -> str:
+def _requester_agb(references: References, service_request: Located) -> str:
     requester = service_request.resource.get("requester")
     for candidate in _requester_chain(references, requester):
         for identifier in candidate.resource.get("identifier") or []:
@@ -422,7 +272,7 @@ def _requester_agb(references: _References, service_request: Located) -> str:
     )
 
 
-def _requester_chain(references: _References, requester: dict[str, Any] | None) -> list[Located]:
+def _requester_chain(references: References, requester: dict[str, Any] | None) -> list[Located]:
     """The practice first (its AGB identifies the referring organisation), then the rest."""
     chain: list[Located] = []
     if role := references.resolve(requester, "PractitionerRole"):
@@ -437,20 +287,20 @@ def _requester_chain(references: _References, requester: dict[str, Any] | None) 
     return chain
 
 
-def _referrer(references: _References, service_request: Located) -> Referrer:
+def _referrer(references: References, service_request: Located) -> Referrer:
     chain = _requester_chain(references, service_request.resource.get("requester"))
     phones: list[str] = []
     emails: list[str] = []
     name = organisation_name = None
     for item in chain:
         resource = item.resource
-        item_phones, item_emails = _telecom(resource.get("telecom"))
+        item_phones, item_emails = telecom(resource.get("telecom"))
         phones += item_phones
         emails += item_emails
         if resource["resourceType"] == "Organization":
             organisation_name = resource.get("name")
         if resource["resourceType"] == "Practitioner" and resource.get("name"):
-            name = _display_name(resource["name"][0]) or None
+            name = display_name(resource["name"][0]) or None
     return Referrer(
         name=name,
         organisation_name=organisation_name,
