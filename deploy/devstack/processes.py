@@ -74,7 +74,11 @@ class ManagedProcess:
     def exit_code(self) -> int | None:
         """How the recorded process ended (negative: by that signal), if we reaped it."""
         recorded = self._recorded()
-        return _exit_codes.get(recorded[0]) if recorded else None
+        if recorded is None:
+            return None
+        # It may have been seen as a zombie (so "not running") before anyone reaped it.
+        _reap(recorded[0])
+        return _exit_codes.get(recorded[0])
 
     def start(
         self,
