@@ -158,7 +158,7 @@ async def routed_referrals(
 
 
 async def submit_with_task(http: httpx.AsyncClient, url: str) -> tuple[bytes, float, str]:
-    key, accepted = await submit(http, url)
+    key, _, accepted = await submit(http, url)
     found = await http.get(f"{url}/Task", params={"focus": f"ServiceRequest/{key.decode()}"})
     return key, accepted, found.json()["entry"][0]["resource"]["id"]
 
