@@ -21,7 +21,7 @@ from deploy.demo import sample_bundle
 from deploy.devstack.postgres import PostgresCluster
 from deploy.devstack.processes import ManagedProcess
 from deploy.devstack.stack import SERVICES, dev_tokens
-from tests.conftest import free_port, free_port_block
+from tests.conftest import free_port_block
 from tests.helpers import wait_for_record
 
 pytestmark = pytest.mark.integration
@@ -39,17 +39,20 @@ def stack_env() -> Iterator[dict[str, str]]:
         if key
         not in {"KAFKA_BOOTSTRAP_SERVERS", "BRUG_KAFKA_BOOTSTRAP_SERVERS", "BRUG_DATABASE_URL"}
     }
-    kafka_port = free_port()
+    # Every port below the ephemeral range: a port merely free now may be taken by any
+    # process's next outgoing connection or port-0 listener before the stack binds it.
+    base = free_port_block(6 + len(SERVICES))
+    kafka_port = base
     env |= {
         "BRUG_STATE_DIR": str(state_dir),
         "BRUG_KAFKA_PORT": str(kafka_port),
-        "BRUG_KAFKA_CONTROLLER_PORT": str(free_port()),
-        "BRUG_POSTGRES_PORT": str(free_port()),
-        "BRUG_FHIR_PORT": str(free_port()),
-        "BRUG_SOCIAL_PORT": str(free_port()),
-        "BRUG_CONSOLE_PORT": str(free_port()),
+        "BRUG_KAFKA_CONTROLLER_PORT": str(base + 1),
+        "BRUG_POSTGRES_PORT": str(base + 2),
+        "BRUG_FHIR_PORT": str(base + 3),
+        "BRUG_SOCIAL_PORT": str(base + 4),
+        "BRUG_CONSOLE_PORT": str(base + 5),
         # One metrics port per service, from here on.
-        "BRUG_METRICS_PORT_BASE": str(free_port_block(len(SERVICES))),
+        "BRUG_METRICS_PORT_BASE": str(base + 6),
         "TEST_BOOTSTRAP": f"127.0.0.1:{kafka_port}",
     }
     yield env
