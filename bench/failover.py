@@ -130,8 +130,6 @@ def parked_dead_letters(database_url: str) -> int:
 
 
 def stack_environment(state_dir: Path) -> dict[str, str]:
-    """A dev stack of its own: every port from one free block below the ephemeral range
-    (a port merely free now may be taken by any process's next outgoing connection)."""
     base = free_port_block(7 + len(SERVICES))
     env = {
         k: v

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -15,12 +16,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bench.failover import stack_environment
 from contracts import topics
 from deploy.demo import sample_bundle
 from deploy.devstack.postgres import PostgresCluster
 from deploy.devstack.processes import ManagedProcess
-from deploy.devstack.stack import dev_tokens
+from deploy.devstack.stack import SERVICES, dev_tokens
+from tests.conftest import free_port_block
 from tests.helpers import wait_for_record
 
 pytestmark = pytest.mark.integration
@@ -32,8 +33,28 @@ BRUG = str(Path(sys.executable).parent / "brug")
 def stack_env() -> Iterator[dict[str, str]]:
     state_dir = Path(tempfile.mkdtemp(prefix="brug-devstack-"))
     state_dir.chmod(0o755)
-    env = stack_environment(state_dir)  # the drill's: loopback ports below the ephemeral range
-    env["TEST_BOOTSTRAP"] = f"127.0.0.1:{env['BRUG_KAFKA_PORT']}"
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key
+        not in {"KAFKA_BOOTSTRAP_SERVERS", "BRUG_KAFKA_BOOTSTRAP_SERVERS", "BRUG_DATABASE_URL"}
+    }
+    # Every port below the ephemeral range: a port merely free now may be taken by any
+    # process's next outgoing connection or port-0 listener before the stack binds it.
+    base = free_port_block(6 + len(SERVICES))
+    kafka_port = base
+    env |= {
+        "BRUG_STATE_DIR": str(state_dir),
+        "BRUG_KAFKA_PORT": str(kafka_port),
+        "BRUG_KAFKA_CONTROLLER_PORT": str(base + 1),
+        "BRUG_POSTGRES_PORT": str(base + 2),
+        "BRUG_FHIR_PORT": str(base + 3),
+        "BRUG_SOCIAL_PORT": str(base + 4),
+        "BRUG_CONSOLE_PORT": str(base + 5),
+        # One metrics port per service, from here on.
+        "BRUG_METRICS_PORT_BASE": str(base + 6),
+        "TEST_BOOTSTRAP": f"127.0.0.1:{kafka_port}",
+    }
     yield env
     subprocess.run([BRUG, "dev", "down"], env=env, capture_output=True, check=False)
     shutil.rmtree(state_dir, ignore_errors=True)
