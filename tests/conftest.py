@@ -71,7 +71,8 @@ def infrastructure_dir() -> Iterator[Path]:
     folder = Path(tempfile.mkdtemp(prefix="brug-tests-"))
     folder.chmod(0o755)
     yield folder
-    shutil.rmtree(folder, ignore_errors=True)
+    if not os.environ.get("BRUG_KEEP_TEST_STATE"):  # keep the logs to read after a failure
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

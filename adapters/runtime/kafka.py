@@ -7,7 +7,7 @@ import logging
 import re
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Final
 
 import structlog
 from faststream import AckPolicy, BaseMiddleware
@@ -63,6 +63,13 @@ def make_broker(settings: ServiceSettings, *, service: str) -> KafkaBroker:
 def consumer_group(service: str) -> str:
     """One consumer group per service: replicas share the work, services each see everything."""
     return f"brug-{service}"
+
+
+# Where a group without committed offsets starts: its first start, or a restart after it
+# was killed before its first commit. Every handler is idempotent, so reading from the
+# beginning costs a replay, whereas Kafka's default ("latest") silently skips what was
+# published while the group had no consumer.
+NEW_GROUP_STARTS_AT: Final = "earliest"
 
 
 async def decode_cloudevents(

@@ -8,7 +8,7 @@ from faststream.kafka import KafkaRouter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.ledger.operations import Operations
-from adapters.runtime.kafka import consumer_group
+from adapters.runtime.kafka import NEW_GROUP_STARTS_AT, consumer_group
 from contracts import topics
 from contracts.cloudevents import CloudEvent
 from contracts.events.deadletter import DeadLetter
@@ -20,7 +20,9 @@ log = structlog.get_logger(f"brug.{SERVICE}")
 def dead_letter_router(engine: AsyncEngine) -> KafkaRouter:
     router = KafkaRouter()
 
-    @router.subscriber(topics.DEAD_LETTER, group_id=consumer_group(SERVICE))
+    @router.subscriber(
+        topics.DEAD_LETTER, group_id=consumer_group(SERVICE), auto_offset_reset=NEW_GROUP_STARTS_AT
+    )
     async def keep_dead_letter(event: CloudEvent[DeadLetter]) -> None:
         async with engine.begin() as connection:
             new = await connection.run_sync(

@@ -21,7 +21,7 @@ from faststream.kafka.publisher import DefaultPublisher
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.ledger.repository import Ledger
-from adapters.runtime.kafka import consumer_group
+from adapters.runtime.kafka import NEW_GROUP_STARTS_AT, consumer_group
 from adapters.runtime.metrics import observe_end_to_end
 from contracts import topics
 from contracts.cloudevents import CloudEvent
@@ -67,6 +67,7 @@ def case_system_router(
         router.subscriber(
             topics.social_status(organisation_id),
             group_id=f"{consumer_group(SERVICE)}.{organisation_id}",
+            auto_offset_reset=NEW_GROUP_STARTS_AT,
             max_workers=workers,
         )(handle_case_system_event)
     return router

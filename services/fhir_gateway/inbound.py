@@ -15,7 +15,7 @@ from faststream.kafka import KafkaMessage, KafkaRouter
 from adapters.fhir.formats import FHIR_JSON
 from adapters.fhir.outcomes import FhirProblem
 from adapters.runtime import Unprocessable
-from adapters.runtime.kafka import consumer_group
+from adapters.runtime.kafka import NEW_GROUP_STARTS_AT, consumer_group
 from contracts import topics
 from contracts.cloudevents import CloudEvent
 from contracts.events import FeedbackReceivedByGp, ReferralSubmitted, ReferralWithdrawn
@@ -55,6 +55,7 @@ def inbound_router(edge: FhirEdge) -> KafkaRouter:
     router.subscriber(
         pattern=topics.GP_REFERRALS_PATTERN,
         group_id=consumer_group(SERVICE),
+        auto_offset_reset=NEW_GROUP_STARTS_AT,
         description=DESCRIPTION,
     )(handle_kafka_submission)
     return router

@@ -29,7 +29,7 @@ from adapters.ledger.repository import Ledger, Receipt
 from adapters.ledger.subscriptions import SubscriptionRow, Subscriptions
 from adapters.outbox import Outbox
 from adapters.outbox.messages import receipt_message
-from adapters.runtime.kafka import consumer_group
+from adapters.runtime.kafka import NEW_GROUP_STARTS_AT, consumer_group
 from contracts import topics
 from contracts.cloudevents import CloudEvent
 from contracts.events import FeedbackReceivedByGp
@@ -79,6 +79,7 @@ def changes_router(notifying: Notifying, *, workers: int) -> KafkaRouter:
         router.subscriber(
             topics.gp_changes(client_id),
             group_id=f"{consumer_group('gp_notify')}.{client_id}",
+            auto_offset_reset=NEW_GROUP_STARTS_AT,
             max_workers=workers,
             description=DESCRIPTION,
         )(notify_subscriptions)

@@ -24,7 +24,7 @@ from adapters.directory import WatchedDirectory
 from adapters.ledger.repository import Ledger
 from adapters.outbox import Outbox, cloudevent_message
 from adapters.runtime import Unprocessable
-from adapters.runtime.kafka import consumer_group
+from adapters.runtime.kafka import NEW_GROUP_STARTS_AT, consumer_group
 from adapters.runtime.metrics import ORPHANS_DROPPED, observe_end_to_end
 from contracts import topics
 from contracts.cloudevents import CloudEvent
@@ -65,7 +65,10 @@ def submitted_router(routing: Routing, *, workers: int) -> KafkaRouter:
     # One consumer per partition (in one group): partitions are routed concurrently, each
     # still in order, and each commits only what it handled.
     @router.subscriber(
-        topics.REFERRALS_SUBMITTED, group_id=consumer_group(SERVICE), max_workers=workers
+        topics.REFERRALS_SUBMITTED,
+        group_id=consumer_group(SERVICE),
+        auto_offset_reset=NEW_GROUP_STARTS_AT,
+        max_workers=workers,
     )
     async def handle_submitted(event: CloudEvent[ReferralSubmitted]) -> None:
         await route_submitted(routing, event)

@@ -15,7 +15,7 @@ from faststream.kafka import KafkaRouter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.ledger.webhooks import WebhookQueue
-from adapters.runtime.kafka import consumer_group
+from adapters.runtime.kafka import NEW_GROUP_STARTS_AT, consumer_group
 from contracts.cloudevents import CloudEvent
 from contracts.directory import WelfareOrganisation
 from contracts.events import FeedbackReceivedByGp, ReferralCreated, ReferralWithdrawn
@@ -35,7 +35,11 @@ def queue_router(
     (the webhook ones) into the ledger behind ``engine``."""
     router = KafkaRouter()
 
-    @router.subscriber(pattern=SOCIAL_REFERRALS_PATTERN, group_id=consumer_group(SERVICE))
+    @router.subscriber(
+        pattern=SOCIAL_REFERRALS_PATTERN,
+        group_id=consumer_group(SERVICE),
+        auto_offset_reset=NEW_GROUP_STARTS_AT,
+    )
     async def queue_for_webhook(event: SocialReferralEvent) -> None:
         await queue(engine, organisations, event)
 
