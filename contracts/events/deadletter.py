@@ -14,6 +14,7 @@ DeadLetterReason = Literal[
     "unroutable",  # no organisation serves the referral's municipality
     "gave-up",  # a handler kept failing; the record is parked instead of blocking its partition
     "undeliverable",  # a webhook kept failing past the retry window
+    "refused",  # it disagrees with the ledger: forged, or sent by a party it is not about
 ]
 
 

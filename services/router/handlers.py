@@ -21,7 +21,7 @@ from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.directory import WatchedDirectory
-from adapters.ledger.repository import Ledger
+from adapters.ledger.repository import Ledger, ReferralRow
 from adapters.outbox import Outbox, cloudevent_message
 from adapters.runtime import Unprocessable
 from adapters.runtime.kafka import NEW_GROUP_STARTS_AT, consumer_group
@@ -126,6 +126,10 @@ def _assign(
     row = ledger.referral_for_update(created.referral_id)
     if row is None:
         return "unknown"
+    if disagreement := _disagreement_with_ledger(row, submitted.data):
+        # The intake writes the row and its event from one Intake, so a genuine event always
+        # agrees: this one was forged (or altered), and must not steer a patient elsewhere.
+        raise Unprocessable("refused", f"{disagreement} differs from the ledger's referral")
     organisation = directory.current().organisation(created.organisation_id)
     received_due, contact_due = (
         due_dates(now, organisation.service_levels) if organisation else (None, None)
@@ -167,6 +171,24 @@ def _assign(
         )
     )
     return "assigned"
+
+
+def _disagreement_with_ledger(row: ReferralRow, submitted: ReferralSubmitted) -> str | None:
+    """The first routing input in which the event differs from what the intake stored
+    (inputs the ledger does not hold, as in rows older than the column, are not compared)."""
+    stored = {
+        "municipality_code": row.municipality_code,
+        "themes": list(row.themes),
+        "age_band": row.age_band,
+        "urgency": row.urgency,
+    }
+    claimed = {
+        "municipality_code": submitted.municipality_code,
+        "themes": [str(theme) for theme in submitted.themes],
+        "age_band": str(submitted.age_band),
+        "urgency": str(submitted.urgency),
+    }
+    return next((name for name, value in stored.items() if value and value != claimed[name]), None)
 
 
 def created_event_id(created: ReferralCreated) -> str:

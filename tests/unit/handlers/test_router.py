@@ -178,3 +178,26 @@ async def test_an_unroutable_referral_is_held_for_the_gp_and_dead_lettered(
     assert dead.original_topic == topics.REFERRALS_SUBMITTED
     assert "GM9999" in dead.detail
     assert CloudEvent[ReferralSubmitted].model_validate_json(dead.original_value).id == event.id
+
+
+async def test_an_event_that_disagrees_with_the_ledger_is_refused_and_parked(
+    broker: KafkaBroker, dead_letters: DeadLetters, ledger_engine: Engine
+) -> None:
+    """A forged ``ReferralSubmitted`` naming another municipality must not move a patient
+    to another organisation: the router routes on what the intake stored."""
+    referral_id = add_referral(ledger_engine, "GM0363")  # Amsterdam
+    forged = _submitted(referral_id, "GM0995")  # claims Lelystad
+
+    async with TestKafkaBroker(broker) as br:
+        await _deliver(br, forged)
+
+    row = referral(ledger_engine, referral_id)
+    assert row.organisation_id is None, "not assigned to the organisation the event named"
+    assert outbox_rows(ledger_engine, referral_id) == []
+    [dead] = dead_letters.for_key(str(referral_id))
+    assert dead.reason == "refused"
+    assert "municipality_code" in dead.detail
+
+    async with TestKafkaBroker(broker) as br:
+        await _deliver(br, _submitted(referral_id, "GM0363"))  # the genuine event still routes
+    assert referral(ledger_engine, referral_id).organisation_id == "dynamo-amsterdam"

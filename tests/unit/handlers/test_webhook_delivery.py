@@ -14,6 +14,7 @@ from faststream import FastStream
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 from sqlalchemy import Engine, select
 
+from adapters.ledger.repository import Ledger
 from adapters.ledger.tables import webhook_deliveries
 from contracts import topics
 from contracts.cloudevents import CloudEvent
@@ -74,6 +75,14 @@ async def _deliver(broker: KafkaBroker, event: CloudEvent[Any]) -> None:
     )
 
 
+def _assigned_referral(engine: Engine, municipality_code: str, organisation_id: str) -> uuid.UUID:
+    """A referral the router assigned to ``organisation_id``."""
+    referral_id = add_referral(engine, municipality_code)
+    with engine.begin() as connection:
+        Ledger(connection).assign(referral_id, organisation_id, at=datetime.now(UTC))
+    return referral_id
+
+
 def _queued(engine: Engine, referral_id: uuid.UUID) -> list[Any]:
     with engine.connect() as connection:
         query = select(webhook_deliveries).where(webhook_deliveries.c.referral_id == referral_id)
@@ -84,7 +93,7 @@ async def test_a_referral_for_a_webhook_organisation_is_queued_once(
     broker: KafkaBroker, dead_letters: DeadLetters, ledger_engine: Engine
 ) -> None:
     organisation_id, municipality_code = WEBHOOK_ORGANISATION
-    referral_id = add_referral(ledger_engine, municipality_code)
+    referral_id = _assigned_referral(ledger_engine, municipality_code, organisation_id)
     event = _created(referral_id, organisation_id, municipality_code)
 
     async with TestKafkaBroker(broker) as br:
@@ -137,3 +146,45 @@ async def test_a_withdrawal_for_a_webhook_organisation_is_not_queued(
     # Its pending delivery, if any, is parked as withdrawn when its turn comes.
     assert _queued(ledger_engine, referral_id) == []
     assert dead_letters.received == []
+
+
+async def test_a_forged_referral_for_another_organisation_is_refused_not_delivered(
+    broker: KafkaBroker, dead_letters: DeadLetters, ledger_engine: Engine
+) -> None:
+    """An event naming the webhook organisation for a referral the ledger assigned
+    elsewhere (or to nobody) never sends that patient's details to its webhook."""
+    organisation_id, municipality_code = WEBHOOK_ORGANISATION
+    elsewhere, other_municipality = KAFKA_ORGANISATION
+    theirs = _assigned_referral(ledger_engine, other_municipality, elsewhere)
+    unassigned = add_referral(ledger_engine, municipality_code)
+
+    async with TestKafkaBroker(broker) as br:
+        for referral_id in (theirs, unassigned):
+            await _deliver(br, _created(referral_id, organisation_id, municipality_code))
+
+    for referral_id in (theirs, unassigned):
+        assert _queued(ledger_engine, referral_id) == []
+        [dead] = dead_letters.for_key(str(referral_id))
+        assert dead.reason == "refused"
+        assert organisation_id in dead.detail
+
+
+async def test_an_event_on_another_organisations_topic_is_refused(
+    broker: KafkaBroker, dead_letters: DeadLetters, ledger_engine: Engine
+) -> None:
+    organisation_id, municipality_code = WEBHOOK_ORGANISATION
+    elsewhere, _ = KAFKA_ORGANISATION
+    referral_id = _assigned_referral(ledger_engine, municipality_code, organisation_id)
+    event = _created(referral_id, organisation_id, municipality_code)
+
+    async with TestKafkaBroker(broker) as br:
+        await br.publish(
+            event.to_json_bytes(),
+            topics.social_referrals(elsewhere),
+            key=str(referral_id).encode(),
+            headers=CLOUDEVENTS,
+        )
+
+    assert _queued(ledger_engine, referral_id) == []
+    [dead] = dead_letters.for_key(str(referral_id))
+    assert dead.reason == "refused"
