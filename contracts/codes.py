@@ -9,7 +9,8 @@ class WorTheme(StrEnum):
     """Welzijn op Recept themes a referral is about (see docs/ARCHITECTURE.md).
 
     Reason codes (ICPC-1 NL, SNOMED CT) map onto these through versioned tables
-    that arrive with the referral path; ``OTHER`` keeps the GP's own words.
+    (``contracts/mappings/``); ``OTHER`` stands for any reason no table maps, and carries
+    neither its code nor its text.
     """
 
     LONELINESS = "loneliness"

@@ -1,7 +1,10 @@
 """What the assigned welfare organisation fetches (notified pull): the minimised referral.
 
 Served only over authenticated HTTPS (``GET /social/v1/referrals/{id}``), never on Kafka.
-Deliberately absent: BSN, diagnoses, Condition details, medication, observations.
+This model is the allow-list of what crosses to the social domain: nothing else does.
+Deliberately absent: BSN, diagnoses, the code, text or display of any reason (a reason no
+table maps is theme ``other``, nothing more), Condition details, medication, observations,
+extensions.
 """
 
 from __future__ import annotations
@@ -49,10 +52,14 @@ class ReferralDetails(_Details):
     referral_id: UUID
     organisation_id: str
     person: Person
-    question: str = Field(description="The GP's question (hulpvraag): note + patient instruction.")
-    themes: list[WorTheme]
-    unmapped_reasons: list[str] = Field(
-        default_factory=list, description="The GP's wording for reasons no table maps."
+    question: str = Field(
+        description="The GP's question for the coach (hulpvraag): ServiceRequest.note and "
+        "patientInstruction, as written. The GP writes it for the coach, so it crosses "
+        "unchanged; Brug does not filter it."
+    )
+    themes: list[WorTheme] = Field(
+        description="WoR themes of the reason codes; a reason no table maps is 'other' "
+        "(never its code or text)."
     )
     urgency: Urgency
     referrer: Referrer

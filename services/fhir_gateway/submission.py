@@ -116,7 +116,6 @@ class Submissions:
             person=intake.person,
             question=intake.question,
             themes=intake.themes,
-            unmapped_reasons=intake.unmapped_reasons,
             urgency=intake.urgency,
             referrer=intake.referrer,
             submitted_at=now,

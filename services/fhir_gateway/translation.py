@@ -1,10 +1,12 @@
 """From a GP's FHIR referral to what Brug keeps: validated, consent-checked, minimised.
 
 Pure: a parsed request in, an ``Intake`` out, or a ``FhirProblem`` naming the offending
-element by FHIRPath. What the social side may see is decided here and nowhere else:
-name, contact details, age, municipality, the GP's question, themes and the referrer.
-Diagnoses, Condition text, medication, observations and the BSN never leave this module
-(and ``patient.py``, which reads the Patient for it).
+element by FHIRPath. What the social side may see is decided here and nowhere else, as an
+allow-list (``contracts/details.py`` is the whitelist): name, contact details, age,
+municipality, the GP's question, themes and the referrer. Diagnoses, the code, text or
+display of any reason, Condition text, medication, observations, extensions and the BSN
+never leave this module (and ``patient.py``, which reads the Patient for it). A reason no
+table maps becomes theme ``other``, nothing more.
 """
 
 from __future__ import annotations
@@ -44,7 +46,6 @@ class Intake:
     municipality_code: str
     organisation_id: str
     themes: list[WorTheme]
-    unmapped_reasons: list[str]
     urgency: Urgency
     person: Person
     question: str
@@ -117,7 +118,6 @@ def read_referral(
             f"{municipality_code}, where the patient's postcode lies",
             f"{patient.path}.address.postalCode",
         )
-    mapped, unmapped = _themes(sr, references, themes)
     return Intake(
         service_request_system=identifier_system,
         service_request_value=identifier_value,
@@ -125,8 +125,7 @@ def read_referral(
         requester_agb=_requester_agb(references, service_request),
         municipality_code=municipality_code,
         organisation_id=organisation.id,
-        themes=mapped,
-        unmapped_reasons=unmapped,
+        themes=_themes(sr, references, themes),
         urgency=URGENCY_BY_PRIORITY.get(sr.get("priority", "routine"), Urgency.ROUTINE),
         person=person,
         question=_question(sr),
@@ -218,30 +217,24 @@ def _consent_problem(consent: Located, today: date) -> tuple[str, str] | None:
     return None
 
 
-def _themes(
-    sr: dict[str, Any], references: References, table: ThemeTable
-) -> tuple[list[WorTheme], list[str]]:
+def _themes(sr: dict[str, Any], references: References, table: ThemeTable) -> list[WorTheme]:
     """Themes from ServiceRequest.reasonCode and the codes of referenced Conditions.
 
-    A Condition contributes its code's theme only: its text, notes and other details
-    are medical and stay behind.
+    Only the theme crosses: a reason that no table maps (an unknown code, or free text
+    only) becomes ``other``, carrying neither its code nor its text or display. A
+    Condition's text, notes and other details are medical and stay behind.
     """
     themes: list[WorTheme] = []
-    unmapped: list[str] = []
-    for concept in sr.get("reasonCode") or []:
-        found = _mapped(concept, table)
-        themes += found
-        if not found:
-            wording = concept.get("text") or next(
-                (c.get("display") for c in concept.get("coding") or [] if c.get("display")), None
-            )
-            if wording:
-                unmapped.append(wording)
+    concepts = list(sr.get("reasonCode") or [])
     for reference in sr.get("reasonReference") or []:
         if condition := references.resolve(reference, "Condition"):
-            themes += _mapped(condition.resource.get("code") or {}, table)
+            concepts.append(condition.resource.get("code") or {})
+    for concept in concepts:
+        if not (concept.get("coding") or concept.get("text")):
+            continue  # no reason given here
+        themes += _mapped(concept, table) or [WorTheme.OTHER]
     ordered = list(dict.fromkeys(themes))
-    return ordered or [WorTheme.OTHER], unmapped
+    return ordered or [WorTheme.OTHER]
 
 
 def _mapped(concept: dict[str, Any], table: ThemeTable) -> list[WorTheme]:

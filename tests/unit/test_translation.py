@@ -46,8 +46,8 @@ def test_the_sample_referral_translates_to_what_the_coach_needs() -> None:
     intake = _read(sample_bundle("WOR-1"))
     assert intake.organisation_id == "dynamo-amsterdam"
     assert intake.municipality_code == "GM0363"
-    assert intake.themes == [WorTheme.LONELINESS, WorTheme.GRIEF_LOSS]
-    assert intake.unmapped_reasons == ["Weinig zingeving sinds pensioen"]
+    # The free-text reason and the Condition's P76 map to nothing: theme other, no words.
+    assert intake.themes == [WorTheme.LONELINESS, WorTheme.GRIEF_LOSS, WorTheme.OTHER]
     assert intake.urgency is Urgency.ROUTINE
     assert intake.requester_agb == "01999001"
     assert (intake.service_request_value, intake.if_none_exist is not None) == ("WOR-1", True)
@@ -66,10 +66,9 @@ def test_nothing_medical_or_the_bsn_survives_translation() -> None:
             intake.person.model_dump(mode="json"),
             intake.referrer.model_dump(mode="json"),
             intake.question,
-            intake.unmapped_reasons,
         ]
     )
-    for medical in ("999993653", "Depressieve", "Sertraline", "P76", "Depressie"):
+    for medical in ("999993653", "Depressieve", "Sertraline", "P76", "Depressie", "zingeving"):
         assert medical not in kept
 
 
@@ -80,19 +79,33 @@ def test_a_condition_contributes_its_theme_but_not_its_text() -> None:
     ]
     intake = _read(bundle)
     assert WorTheme.FINANCES in intake.themes
-    assert "Schulden" not in intake.unmapped_reasons
+    assert "Schulden" not in json.dumps(intake.person.model_dump(mode="json"))
 
 
-def test_a_referral_without_any_mappable_reason_is_theme_other_with_the_gps_words() -> None:
+@pytest.mark.parametrize(
+    "reason",
+    [
+        {"coding": [{"system": ICPC_1_NL, "code": "P76", "display": "Depressie"}]},
+        {
+            "coding": [
+                {"system": SNOMED_CT, "code": "44054006", "display": "Diabetes mellitus type 2"}
+            ]
+        },
+        {"text": "Angststoornis met paniekaanvallen"},
+    ],
+)
+def test_an_unmapped_reason_is_theme_other_without_its_code_or_words(
+    reason: dict[str, Any],
+) -> None:
     bundle = sample_bundle("WOR-1")
     service_request = _resource(bundle, "ServiceRequest")
-    service_request["reasonCode"] = [
-        {"coding": [{"system": SNOMED_CT, "code": "1"}], "text": "Rouw"}
-    ]
+    service_request["reasonCode"] = [reason]
     service_request.pop("reasonReference")
     intake = _read(bundle)
     assert intake.themes == [WorTheme.OTHER]
-    assert intake.unmapped_reasons == ["Rouw"]
+    kept = json.dumps([intake.person.model_dump(mode="json"), intake.question, intake.themes])
+    for word in ("P76", "Depressie", "44054006", "Diabetes", "Angststoornis"):
+        assert word not in kept
 
 
 @pytest.mark.parametrize(
