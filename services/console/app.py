@@ -22,7 +22,7 @@ from urllib.parse import quote
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from faststream.kafka import KafkaBroker
@@ -32,6 +32,7 @@ from adapters.database import make_async_engine, make_engine
 from adapters.ledger.timeline import format_duration
 from adapters.operators import load_operators
 from adapters.runtime import configure_logging, instrument_http, make_broker
+from adapters.runtime.http import limit_bodies
 from adapters.runtime.service import READY_LOG_LINE, brug_version, make_asyncapi
 from services.console import SERVICE
 from services.console.auth import Forbidden, LoginThrottle, NotSignedIn, Sessions
@@ -58,6 +59,7 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
     app.state.broker = broker
     app.state.asyncapi = console_asyncapi(broker)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    limit_bodies(app, settings.max_body_bytes, _refusal, admit=lambda r: _admit(console, r))
     instrument_http(app, SERVICE)  # before the routes: it adds a router-wide dependency
     app.middleware("http")(_no_caching_and_framing)
     # Starlette types a handler as taking any Exception; each of these takes one kind.
@@ -130,6 +132,23 @@ async def _no_caching_and_framing(request: Request, call_next: Any) -> Response:
         "default-src 'self'; style-src 'self'; script-src 'self'; frame-ancestors 'none'"
     )
     return response
+
+
+def _refusal(_: Request, status: int, detail: str) -> Response:
+    body = {"type": "about:blank", "title": "Content Too Large", "status": status, "detail": detail}
+    return JSONResponse(body, status, media_type="application/problem+json")
+
+
+async def _admit(console: Console, request: Request) -> Response | None:
+    """A form is read only from a signed-in operator (the login form excepted): the
+    session is checked before the body (the page checks it again, with the CSRF token)."""
+    if request.url.path == "/login":
+        return None
+    try:
+        await console.sessions.current(request)
+    except NotSignedIn:
+        return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
+    return None
 
 
 async def _to_login(request: Request, _: NotSignedIn) -> Response:

@@ -18,6 +18,9 @@ class ConsoleSettings(ServiceSettings):
         default=DEPLOY_DIR / "operators" / "dev.json",
         description="Who may log in, with scrypt password hashes and roles.",
     )
+    max_body_bytes: int = Field(
+        default=65_536, gt=0, description="Larger request bodies get a 413, unread."
+    )
     session_idle_minutes: int = Field(
         default=30, gt=0, description="A session ends after this long without a request."
     )

@@ -24,6 +24,7 @@ from adapters.directory import load_directory
 from adapters.fhir.outcomes import FhirProblem
 from adapters.postcodes import load_postcode_table
 from adapters.runtime import configure_logging, instrument_http, make_broker
+from adapters.runtime.http import limit_bodies
 from adapters.runtime.service import brug_version, make_asyncapi
 from contracts.mappings import wor_theme_table
 from services.fhir_gateway.edge import FhirEdge
@@ -49,6 +50,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.state.fhir_edge = edge
     app.state.broker = broker
     app.state.asyncapi = fhir_asyncapi(broker)
+    limit_bodies(app, settings.max_body_bytes, _refusal, admit=lambda r: _admit(edge, r))
     instrument_http(app, SERVICE)  # before the routes: it adds a router-wide dependency
     app.include_router(
         subscription_routes(
@@ -108,3 +110,18 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 async def _problem(request: Request, problem: FhirProblem) -> Response:
     return fhir_response(request, problem.status, problem.outcome(), problem.headers)
+
+
+def _refusal(request: Request, status: int, diagnostics: str) -> Response:
+    """What the body limit answers: an OperationOutcome ``too-long``."""
+    return fhir_response(request, status, FhirProblem(status, "too-long", diagnostics).outcome())
+
+
+async def _admit(edge: FhirEdge, request: Request) -> Response | None:
+    """Every request with a body is a GP system's: its token is checked before the body
+    is read (the routes check it again, and name the client)."""
+    try:
+        edge.authenticate(request)
+    except FhirProblem as problem:
+        return await _problem(request, problem)
+    return None

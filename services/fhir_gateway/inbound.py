@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from faststream.kafka import KafkaMessage, KafkaRouter
+from faststream.message import StreamMessage
 
 from adapters.fhir.formats import FHIR_JSON
 from adapters.fhir.outcomes import FhirProblem
@@ -57,8 +58,16 @@ def inbound_router(edge: FhirEdge) -> KafkaRouter:
         group_id=consumer_group(SERVICE),
         auto_offset_reset=NEW_GROUP_STARTS_AT,
         description=DESCRIPTION,
+        decoder=undecoded,
     )(handle_kafka_submission)
     return router
+
+
+async def undecoded(message: StreamMessage[Any], default: Any) -> bytes:
+    """The Bundle stays bytes until the intake's bounded parser reads it: FastStream's own
+    decoding (the stdlib's recursive parser) fails on a deeply nested record, before the
+    handler could answer it, and the record would be retried."""
+    return bytes(message.body)
 
 
 async def submit_from_kafka(edge: FhirEdge, message: KafkaMessage) -> tuple[Reply, str]:
@@ -69,7 +78,10 @@ async def submit_from_kafka(edge: FhirEdge, message: KafkaMessage) -> tuple[Repl
     if client is None:
         raise Unprocessable("invalid-payload", f"no GP system is registered for {record.topic}")
     request_id = (
-        record.key.decode() if record.key else f"{record.topic}/{record.partition}/{record.offset}"
+        # Not UTF-8: U+FFFD fails the request-id check, and the record is answered 400.
+        record.key.decode("utf-8", "replace")
+        if record.key
+        else f"{record.topic}/{record.partition}/{record.offset}"
     )
     try:
         reply = await process_submission(

@@ -8,6 +8,7 @@ so a GP system gets the same checks and the same answer on either channel.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -20,10 +21,15 @@ from adapters.ledger.repository import Ledger, StoredResponse
 from services.fhir_gateway.edge import FhirEdge
 from services.fhir_gateway.located import Located
 from services.fhir_gateway.submission import SERVICE, Remember, Reply
-from services.fhir_gateway.translation import read_referral
+from services.fhir_gateway.translation import Intake, read_referral
 from services.fhir_gateway.web import infrastructure_guard, parse_json
 
 Parse = Callable[[Any], list[Located]]
+
+MAX_REQUEST_ID = 128  # idempotency_keys.request_id
+REQUEST_ID = re.compile(rf"[\x21-\x7e]{{1,{MAX_REQUEST_ID}}}")
+MAX_IDENTIFIER = 255  # referrals.service_request_system / _value
+FULL_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 log = structlog.get_logger(f"brug.{SERVICE}")
 
@@ -40,10 +46,13 @@ async def process_submission(
 ) -> Reply:
     """Accept the referral in ``body`` for ``client`` (or raise a ``FhirProblem``)."""
     request_hash = hashlib.sha256(body).hexdigest()
+    _check_request_id(request_id)
     if request_id and (stored := await _stored_reply(edge, client, request_id)):
         return _replay(stored, request_hash)
+    located = parse(parse_json(body))
+    _check_consent_dates(located)
     intake = read_referral(
-        parse(parse_json(body)),
+        located,
         today=datetime.now(UTC).date(),
         postcodes=edge.postcodes,
         directory=edge.directory,
@@ -58,6 +67,7 @@ async def process_submission(
             "ServiceRequest.requester",
         )
     _check_if_none_exist(intake.if_none_exist, intake.service_request_system)
+    _check_identifier(intake)
     async with infrastructure_guard():
         reply = await edge.submissions.submit(
             intake,
@@ -72,6 +82,59 @@ async def process_submission(
         status=reply.status,
     )
     return reply
+
+
+def _check_request_id(request_id: str | None) -> None:
+    """An X-Request-ID (or Kafka key) is refused, not replaced: a replaced one would
+    silently lose the idempotency the client asked for."""
+    if request_id is not None and not REQUEST_ID.fullmatch(request_id):
+        raise FhirProblem(
+            400,
+            "value",
+            f"X-Request-ID must be 1 to {MAX_REQUEST_ID} printable ASCII characters "
+            "(a UUID is best)",
+            "X-Request-ID",
+        )
+
+
+def _check_identifier(intake: Intake) -> None:
+    """The ledger keeps a ServiceRequest identifier's system and value up to 255 characters."""
+    for part, value in (
+        ("system", intake.service_request_system),
+        ("value", intake.service_request_value),
+    ):
+        if len(value) > MAX_IDENTIFIER:
+            where = next(
+                e.path for e in intake.entries if e.resource.get("resourceType") == "ServiceRequest"
+            )
+            raise FhirProblem(
+                422,
+                "too-long",
+                f"the ServiceRequest identifier's {part} is {len(value)} characters long; "
+                f"Brug keeps at most {MAX_IDENTIFIER}",
+                f"{where}.identifier.{part}",
+            )
+
+
+def _check_consent_dates(located: list[Located]) -> None:
+    """A Consent's period end must be a full date: the consent check compares days.
+
+    FHIR allows a year (``2030``) or a month (``2030-06``) too; until the translation
+    reads those as the end of that year or month, they are refused rather than guessed."""
+    for item in located:
+        if item.resource.get("resourceType") != "Consent":
+            continue
+        provision = item.resource.get("provision")
+        period = provision.get("period") if isinstance(provision, dict) else None
+        end = period.get("end") if isinstance(period, dict) else None
+        if isinstance(end, str) and not FULL_DATE.match(end):
+            raise FhirProblem(
+                422,
+                "not-supported",
+                "Consent.provision.period.end must be a full date (YYYY-MM-DD); "
+                "a year or a month alone is not supported",
+                f"{item.path}.provision.period.end",
+            )
 
 
 def _check_if_none_exist(criteria: str | None, identifier_system: str) -> None:

@@ -9,6 +9,7 @@ dropped would hand the GP system more than it asked for. Comma-separated values 
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -26,6 +27,8 @@ COMMUNICATION_PARAMETERS = {"_id", "based-on", "category"}
 CATEGORIES = {"wor-feedback": "feedback", "wor-signal": "signal"}
 
 Params = Sequence[tuple[str, str]]
+MAX_VALUE = 2000
+_CONTROL = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
 
 
 def task_query(params: Params, organisation: str) -> TaskQuery:
@@ -82,7 +85,9 @@ def page_links(url: str, params: Params, *, offset: int, count: int, total: int)
 
 
 def _only(params: Params, known: set[str]) -> None:
-    for name, _ in params:
+    for name, value in params:
+        if _CONTROL.search(name) or _CONTROL.search(value) or len(value) > MAX_VALUE:
+            raise _bad(name[:40], "a search parameter holds a control character or is too long")
         if name not in known | _ALWAYS:
             supported = ", ".join(sorted(known | _ALWAYS))
             raise _bad(name, f"search parameter '{name}' is not supported; use {supported}")
@@ -98,8 +103,8 @@ def _integer(params: Params, name: str, default: int) -> int:
     values = _all(params, name)
     if not values:
         return default
-    if not values[-1].isdigit():
-        raise _bad(name, f"{name} must be a whole number")
+    if not re.fullmatch(r"[0-9]{1,9}", values[-1]):  # ASCII digits: "²".isdigit() is True
+        raise _bad(name, f"{name} must be a whole number below 1,000,000,000")
     return int(values[-1])
 
 
@@ -146,14 +151,16 @@ def _date_bounds(value: str) -> list[tuple[str, datetime]]:
         raise _bad("_lastUpdated", f"prefix '{prefix}' is not supported (eq, gt, ge, lt, le)")
     try:
         parsed = datetime.fromisoformat(moment)
-    except ValueError:
-        raise _bad("_lastUpdated", f"'{moment}' is not a FHIR date or dateTime") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    if prefix != "eq":
-        return [(prefix, parsed)]
-    whole_day = len(moment) == 10
-    return [("ge", parsed), ("lt", parsed + timedelta(days=1)) if whole_day else ("le", parsed)]
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        parsed.astimezone(UTC)  # 0001-01-01T00:00+01:00 has no UTC instant
+        if prefix != "eq":
+            return [(prefix, parsed)]
+        whole_day = len(moment) == 10
+        end = ("lt", parsed + timedelta(days=1)) if whole_day else ("le", parsed)
+    except (ValueError, OverflowError):  # eq9999-12-31: its next day is past year 9999
+        raise _bad("_lastUpdated", f"'{moment[:40]}' is not a FHIR date or dateTime") from None
+    return [("ge", parsed), end]
 
 
 def _bad(name: str, diagnostics: str) -> FhirProblem:

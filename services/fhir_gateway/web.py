@@ -3,7 +3,6 @@ FHIR JSON or XML, and turning an unreachable database or broker into a 503."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,6 +15,7 @@ from sqlalchemy.exc import OperationalError
 
 from adapters.fhir.formats import FHIR_JSON, FHIR_XML, JSON_TYPES, XML_TYPES, json_to_xml, wants_xml
 from adapters.fhir.outcomes import FhirProblem
+from adapters.runtime import safejson
 from services.fhir_gateway.submission import SERVICE
 
 ACCEPTED_TYPES = JSON_TYPES | XML_TYPES
@@ -55,11 +55,34 @@ def _too_large(max_bytes: int) -> FhirProblem:
     return FhirProblem(413, "too-long", f"the request body exceeds {max_bytes} bytes")
 
 
+# Why a body's JSON was refused → the OperationOutcome's issue code.
+_REFUSAL_CODES = {
+    "syntax": "structure",
+    "too-deep": "too-costly",
+    "duplicate-key": "structure",
+    "number": "value",
+    "character": "invalid",
+}
+
+
 def parse_json(body: bytes) -> Any:
+    """The body's JSON, or a 400 OperationOutcome: bounded nesting, no duplicate keys, no
+    NaN, no NUL, other control characters or lone surrogates (``adapters/runtime/safejson.py``)."""
     try:
-        return json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise FhirProblem(400, "structure", f"the body is not valid JSON: {error}") from None
+        document = safejson.loads(body, strings=False)
+    except safejson.JsonRefused as refused:
+        code = _REFUSAL_CODES[refused.kind]
+        raise FhirProblem(400, code, f"the body is not usable JSON: {refused}") from None
+    kind = document.get("resourceType") if isinstance(document, dict) else None
+    root = kind if isinstance(kind, str) and kind.isalnum() else "$"
+    if (where := safejson.bad_string(document, root)) is not None:
+        raise FhirProblem(
+            400,
+            "invalid",
+            "a string holds NUL, another control character or a lone surrogate",
+            where,
+        )
+    return document
 
 
 def fhir_response(

@@ -13,20 +13,28 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import structlog
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 
 from adapters.clients import load_clients
 from adapters.database import make_async_engine
 from adapters.runtime import configure_logging, instrument_http, make_broker
+from adapters.runtime.http import limit_bodies
 from adapters.runtime.service import READY_LOG_LINE, brug_version, make_asyncapi
 from contracts.cloudevents import CloudEvent
 from contracts.events.status import ReferralStatusReported, SignalRaised
 from services.social_gateway import SERVICE
 from services.social_gateway.edge import SocialEdge
-from services.social_gateway.problems import Problem, invalid_body, problem_response
+from services.social_gateway.problems import (
+    Problem,
+    http_problem,
+    invalid_body,
+    problem_document,
+    problem_response,
+)
 from services.social_gateway.routes import details, reports
 from services.social_gateway.settings import SocialGatewaySettings
 
@@ -46,13 +54,28 @@ def create_app(settings: SocialGatewaySettings | None = None) -> FastAPI:
     app.state.social_edge = edge
     app.state.broker = broker
     app.state.asyncapi = social_asyncapi(broker)
+    limit_bodies(app, settings.max_body_bytes, _refusal, admit=lambda r: _admit(edge, r))
     instrument_http(app, SERVICE)  # before the routes: it adds a router-wide dependency
     app.include_router(details.router)
     app.include_router(reports.router)
     # Starlette types a handler as taking any Exception; these take their own kind only.
     app.add_exception_handler(Problem, problem_response)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, invalid_body)  # type: ignore[arg-type]
+    app.add_exception_handler(HTTPException, http_problem)  # type: ignore[arg-type]
     return app
+
+
+def _refusal(_: Request, status: int, detail: str) -> Response:
+    return problem_document(Problem(status, "Content Too Large", detail))
+
+
+async def _admit(edge: SocialEdge, request: Request) -> Response | None:
+    """Every POST is a case system's: its token is checked before the body is read."""
+    try:
+        edge.authenticate(request)
+    except Problem as problem:
+        return problem_document(problem)
+    return None
 
 
 def social_asyncapi(broker: KafkaBroker) -> AsyncAPI:

@@ -3,10 +3,13 @@ not FHIR), for refusals and for bodies that fail validation."""
 
 from __future__ import annotations
 
+from http import HTTPStatus
+
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
+from starlette.exceptions import HTTPException
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -22,6 +25,10 @@ def not_found(what: object) -> Problem:
 
 
 async def problem_response(_: Request, problem: Problem) -> Response:
+    return problem_document(problem)
+
+
+def problem_document(problem: Problem) -> Response:
     body = {
         "type": "about:blank",
         "title": problem.title,
@@ -29,6 +36,17 @@ async def problem_response(_: Request, problem: Problem) -> Response:
         "detail": problem.detail,
     }
     return JSONResponse(body, problem.status, problem.headers, media_type=PROBLEM_JSON)
+
+
+async def http_problem(_: Request, error: HTTPException) -> Response:
+    """Starlette's and FastAPI's own refusals (a body that does not parse, an unknown path,
+    a method not allowed) as problem documents too."""
+    title = HTTPStatus(error.status_code).phrase if error.status_code in _KNOWN else "Error"
+    detail = error.detail if isinstance(error.detail, str) else title
+    return problem_document(Problem(error.status_code, title, detail, dict(error.headers or {})))
+
+
+_KNOWN = {status.value for status in HTTPStatus}
 
 
 async def invalid_body(request: Request, invalid: RequestValidationError) -> Response:
