@@ -184,3 +184,40 @@ def test_a_large_unauthenticated_body_on_the_social_edge_is_never_parsed(
     too_big = social.post(path, content=big, headers=WELFARE | {"Content-Type": "application/json"})
     assert too_big.status_code == 413
     assert too_big.json()["status"] == 413
+
+
+def _another_patient(bundle: dict[str, Any]) -> None:
+    patient = _resource(bundle, "Patient")
+    patient["name"] = [{"family": "Bakker", "given": ["Kees"], "text": "Kees Bakker"}]
+    patient["birthDate"] = "1952-07-14"
+    patient["identifier"] = [
+        {"system": "http://fhir.nl/fhir/NamingSystem/bsn", "value": "999990457"}
+    ]
+
+
+def test_one_identifier_is_one_patient_only(gateway: TestClient) -> None:
+    first = sample_bundle()
+    same_patient_again = copy.deepcopy(first)
+    _resource(same_patient_again, "Patient")["telecom"][0]["value"] = "06-87654321"
+    another_patient = copy.deepcopy(first)
+    _another_patient(another_patient)
+
+    def submit(bundle: dict[str, Any]) -> Any:
+        return gateway.post("/fhir", content=json.dumps(bundle), headers=GP | FHIR_JSON)
+
+    created, again, other = submit(first), submit(same_patient_again), submit(another_patient)
+
+    assert created.status_code == 201, created.text
+    assert again.status_code == 200, again.text
+    assert _task_location(again.json()) == _task_location(created.json())
+    outcome = assert_outcome(other, 409, "duplicate")
+    assert "another patient" in outcome["issue"][0]["diagnostics"]
+    assert "Bakker" not in other.text, "nothing of either patient is echoed"
+
+
+def _task_location(answer: dict[str, Any]) -> str:
+    return next(
+        e["response"]["location"]
+        for e in answer["entry"]
+        if e["response"].get("location", "").startswith("Task/")
+    )
