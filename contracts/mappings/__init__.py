@@ -1,5 +1,7 @@
 """Versioned code → WoR theme tables. The tables are data shipped inside this package
-(read once with importlib.resources); the lookup is pure."""
+(read once with importlib.resources, here and nowhere else); the lookup is pure.
+
+Each row names its code system, code, display, theme and the source it was taken from."""
 
 from __future__ import annotations
 
@@ -10,11 +12,23 @@ from importlib.resources import files
 
 from contracts.codes import WorTheme
 
+WOR_THEMES_FILE = "wor_themes.v2.json"
+
+
+@dataclass(frozen=True)
+class ThemeMapping:
+    system: str
+    code: str
+    display: str
+    theme: WorTheme
+    source: str
+
 
 @dataclass(frozen=True)
 class ThemeTable:
     version: str
     themes: dict[tuple[str, str], WorTheme]
+    rows: tuple[ThemeMapping, ...] = ()
 
     def theme_for(self, system: str, code: str) -> WorTheme | None:
         """The theme for a code; ICPC subcodes (``Z15.01``) fall back to their rubric."""
@@ -26,8 +40,19 @@ class ThemeTable:
 
 @cache
 def wor_theme_table() -> ThemeTable:
-    document = json.loads(files(__package__).joinpath("wor_themes.v1.json").read_text())
+    document = json.loads(files(__package__).joinpath(WOR_THEMES_FILE).read_text("utf-8"))
+    rows = tuple(
+        ThemeMapping(
+            system=m["system"],
+            code=m["code"],
+            display=m["display"],
+            theme=WorTheme(m["theme"]),
+            source=m["source"],
+        )
+        for m in document["mappings"]
+    )
     return ThemeTable(
         version=f"{document['table']}.v{document['version']}",
-        themes={(m["system"], m["code"]): WorTheme(m["theme"]) for m in document["mappings"]},
+        themes={(row.system, row.code): row.theme for row in rows},
+        rows=rows,
     )

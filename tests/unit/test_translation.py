@@ -120,7 +120,7 @@ def test_an_unmapped_reason_is_theme_other_without_its_code_or_words(
 )
 def test_the_versioned_table_maps_codes_to_themes(system: str, code: str, theme: WorTheme) -> None:
     assert wor_theme_table().theme_for(system, code) is theme
-    assert wor_theme_table().version == "wor-themes.v1"
+    assert wor_theme_table().version == "wor-themes.v2"
 
 
 def test_the_current_home_address_decides_the_municipality_not_the_city_text() -> None:
