@@ -13,11 +13,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import structlog
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
+from starlette.exceptions import HTTPException
 
 from adapters.clients import load_clients
 from adapters.database import make_async_engine

@@ -21,6 +21,7 @@ from sqlalchemy import Connection
 from adapters.clients import Client
 from adapters.ledger.repository import Ledger
 from adapters.outbox import Outbox, cloudevent_message
+from adapters.runtime.safejson import bad_string
 from contracts import topics
 from contracts.cloudevents import CloudEvent
 from contracts.details import Published
@@ -52,6 +53,7 @@ _POST_RESPONSES: dict[int | str, dict[str, Any]] = {
     410: {"description": "The GP withdrew the referral"},
     422: {"description": "Not a valid report (e.g. completed without an outcome)"},
 }
+MAX_SEQUENCE = 2**31 - 1  # referrals.reported_sequence and status_sequence are INTEGER
 _PROBLEM_STATUS = {StatusProblemCode.REFERRAL_ENDED: (410, "Gone")}
 
 
@@ -63,6 +65,8 @@ async def report_status(
 ) -> Response:
     client = edge.authenticate(request)
     wanted = parse_referral_id(referral_id)
+    if report.sequence > MAX_SEQUENCE:  # the ledger's column; the contract sets no maximum
+        raise Problem(422, "Unprocessable Content", f"sequence: at most {MAX_SEQUENCE}")
     event = _event(
         ReferralStatusReported, report, referral_id=wanted, organisation_id=client.organisation
     )
@@ -88,6 +92,14 @@ async def raise_signal(
 
 
 def _event(kind: Any, report: BaseModel, **names: Any) -> Any:
+    if (where := bad_string(report.model_dump(), "body")) is not None:
+        # PostgreSQL cannot keep a NUL, UTF-8 cannot carry a lone surrogate: refused here,
+        # rather than failing in the feedback service that applies the report.
+        raise Problem(
+            422,
+            "Unprocessable Content",
+            f"{where}: holds NUL, another control character or a lone surrogate",
+        )
     try:
         data = kind(**report.model_dump(), **names)
     except ValidationError as invalid:
