@@ -11,7 +11,7 @@ import json
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import structlog
@@ -26,9 +26,9 @@ from adapters.runtime.tracing import span
 from adapters.webhooks import post_signed
 from contracts import topics
 from contracts.cloudevents import CloudEvent
-from contracts.codes import ReferralStatus
 from contracts.directory import WelfareOrganisation
 from contracts.events import DeadLetter
+from domain.access import may_read_details
 from services.webhook_delivery import SERVICE
 from services.webhook_delivery.schedule import next_attempt, should_park
 from services.webhook_delivery.settings import WebhookSettings
@@ -76,9 +76,14 @@ class WebhookDelivery:
         run = connection.run_sync
         organisation = self.organisations.get(delivery.organisation_id)
         now = datetime.now(UTC)
-        details = await run(_deliverable_details, delivery)
+        grace = timedelta(seconds=self.settings.details_grace_after_end_seconds)
+        details = await run(_deliverable_details, delivery, now, grace)
         if organisation is None or details is None:
-            reason = "organisation no longer uses webhooks" if organisation is None else "withdrawn"
+            reason = (
+                "organisation no longer uses webhooks"
+                if organisation is None
+                else "withdrawn, ended or erased"
+            )
             await run(lambda c: WebhookQueue(c).park(delivery.event_id, reason, now))
             return
         body = json.dumps({"event": delivery.event, "details": details}).encode()
@@ -140,10 +145,18 @@ class WebhookDelivery:
         log.warning("webhook parked", referral_id=str(delivery.referral_id), error=error)
 
 
-def _deliverable_details(connection: Connection, delivery: Delivery) -> dict[str, object] | None:
+def _deliverable_details(
+    connection: Connection, delivery: Delivery, now: datetime, grace: timedelta
+) -> dict[str, object] | None:
+    """The details to push, or None when the organisation may no longer read them (the
+    same rule as the details endpoint, ``domain.access``): checked at every attempt, so a
+    delivery requeued by a dead letter's replay is checked again."""
     ledger = Ledger(connection)
     row = ledger.referral(delivery.referral_id)
-    if row is None or row.status is ReferralStatus.CANCELLED:
+    if row is None:
+        return None
+    # Nothing changes an ended referral's row, so its last change is when it ended.
+    if not may_read_details(row.status, ended_at=row.updated_at, now=now, grace=grace):
         return None
     return ledger.details(delivery.referral_id)
 

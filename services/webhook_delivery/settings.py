@@ -13,3 +13,9 @@ class WebhookSettings(ServiceSettings):
     )
     webhook_poll_seconds: float = Field(default=0.5, gt=0)
     webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    details_grace_after_end_seconds: float = Field(
+        default=0.0,
+        ge=0,
+        description="As the social gateway's: details are pushed after a referral ended "
+        "only within this period; 0: not at all. A withdrawn referral's never.",
+    )

@@ -1,10 +1,12 @@
 """What a case system reads: ``GET /social/v1/referrals/{id}`` (the minimised referral, for
-the assigned organisation only; 410 once withdrawn or erased) and ``GET …/{id}/status``
-(what Brug applied). Every attempt is audited, granted or not."""
+the assigned organisation only; 410 once withdrawn, ended past the grace period
+``BRUG_DETAILS_GRACE_AFTER_END_SECONDS``, or erased: ``domain.access``) and
+``GET …/{id}/status`` (what Brug applied). Every attempt is audited, granted or not."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -15,6 +17,7 @@ from sqlalchemy import Connection
 from adapters.clients import Client
 from adapters.ledger.repository import Ledger
 from contracts.details import ReferralDetails, StatusView
+from domain.access import may_read_details
 from services.social_gateway import SERVICE
 from services.social_gateway.edge import Edge, assigned, parse_referral_id
 from services.social_gateway.problems import Problem
@@ -31,14 +34,15 @@ NO_STORE = {"Cache-Control": "no-store"}
         401: {"description": "No or an invalid bearer token"},
         403: {"description": "Assigned to another organisation"},
         404: {"description": "No such referral"},
-        410: {"description": "Withdrawn, consent revoked, or details erased"},
+        410: {"description": "Withdrawn, ended (after the grace period), or details erased"},
     },
 )
 async def referral_details(referral_id: str, request: Request, edge: Edge) -> Response:
     client = edge.authenticate(request)
     wanted = parse_referral_id(referral_id)
     async with edge.engine.begin() as connection:
-        status, body = await connection.run_sync(_fetch, wanted, client)
+        grace = timedelta(seconds=edge.settings.details_grace_after_end_seconds)
+        status, body = await connection.run_sync(_fetch, wanted, client, grace)
     log.info("details fetch", referral_id=referral_id, client_id=client.client_id, status=status)
     if status != 200:
         raise Problem(status, body["title"], body["detail"])
@@ -62,15 +66,23 @@ async def applied_status(referral_id: str, request: Request, edge: Edge) -> Resp
     return JSONResponse(view.model_dump(mode="json"), 200, headers=NO_STORE)
 
 
-def _fetch(connection: Connection, wanted: uuid.UUID, client: Client) -> tuple[int, Any]:
+def _fetch(
+    connection: Connection, wanted: uuid.UUID, client: Client, grace: timedelta
+) -> tuple[int, Any]:
     """Decide and audit in one transaction: every attempt is in the trail, granted or not."""
     ledger = Ledger(connection)
     row = ledger.referral(wanted)
     try:
         referral = assigned(row, wanted, client)
+        assert row is not None  # assigned() refused a missing referral
+        # Nothing changes an ended referral's row, so its last change is when it ended.
+        ended_at = row.updated_at if referral.ended else None
+        if not may_read_details(referral.status, ended_at=ended_at, now=_now(), grace=grace):
+            why = "was withdrawn" if referral.withdrawn else f"has ended ({referral.status.value})"
+            raise Problem(410, "Gone", f"the referral {why}: its details are no longer available")
         details = ledger.details(wanted)
-        if referral.withdrawn or details is None:
-            raise Problem(410, "Gone", "the referral was withdrawn or its details were erased")
+        if details is None:
+            raise Problem(410, "Gone", "the referral's details were erased")
         status, body = 200, details
     except Problem as refused:
         status, body = refused.status, {"title": refused.title, "detail": refused.detail}
@@ -81,6 +93,10 @@ def _fetch(connection: Connection, wanted: uuid.UUID, client: Client) -> tuple[i
         detail={"status": status, "organisation": client.organisation},
     )
     return status, body
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 def _status_view(connection: Connection, wanted: uuid.UUID, client: Client) -> StatusView:

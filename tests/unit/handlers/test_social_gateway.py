@@ -3,7 +3,8 @@ TestClient in front (started on FastStream's in-memory broker), the real Postgre
 database of its own) behind.
 
 What is asserted: the assigned organisation fetches the details (200), another one is
-refused (403), a withdrawn referral is gone (410), each attempt audited; a valid status
+refused (403), a withdrawn referral is gone (410), and so is a completed or declined one
+unless a grace period is set, each attempt audited; a valid status
 POST is 202 with one status-reported event in the outbox for the organisation's status
 topic, an illegal one is a 409 problem document and puts nothing in the outbox.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,6 +29,7 @@ from contracts.cloudevents import CloudEvent
 from contracts.codes import ReferralStatus
 from contracts.events.status import ReferralStatusReported, WelfareStatus
 from deploy.devstack.stack import dev_tokens
+from domain.status_machine import TASK_VIEW
 from services.social_gateway.app import create_app
 from services.social_gateway.settings import SocialGatewaySettings
 from tests.conftest import free_port
@@ -44,11 +47,26 @@ PROBLEM_JSON = "application/problem+json"
 @pytest.fixture
 async def social(handler_database: str) -> AsyncIterator[TestClient]:
     """A gateway of its own per test, started (lifespan) on the in-memory broker."""
-    settings = SocialGatewaySettings(
-        database_url=handler_database,
-        kafka_bootstrap_servers=f"127.0.0.1:{free_port()}",  # nothing listens there
+    async with _gateway(handler_database) as client:
+        yield client
+
+
+@pytest.fixture
+async def social_with_grace(handler_database: str) -> AsyncIterator[TestClient]:
+    """The same, with details readable for a day after a referral ended."""
+    async with _gateway(handler_database, details_grace_after_end_seconds=86400) as client:
+        yield client
+
+
+@asynccontextmanager
+async def _gateway(database_url: str, **settings: Any) -> AsyncIterator[TestClient]:
+    app = create_app(
+        SocialGatewaySettings(
+            database_url=database_url,
+            kafka_bootstrap_servers=f"127.0.0.1:{free_port()}",  # nothing listens there
+            **settings,
+        )
     )
-    app = create_app(settings)
     async with TestKafkaBroker(app.state.broker):
         with TestClient(app) as client:
             yield client
@@ -85,6 +103,22 @@ def _withdraw(engine: Engine, referral_id: uuid.UUID) -> None:
     with engine.begin() as connection:
         Ledger(connection).change_status(
             referral_id, ReferralStatus.CANCELLED, source="gp:test", at=datetime.now(UTC)
+        )
+
+
+def _end(engine: Engine, referral_id: uuid.UUID, welfare_status: WelfareStatus) -> None:
+    """As the feedback service leaves a referral the organisation completed or declined."""
+    task_status, business_status = TASK_VIEW[welfare_status]
+    with engine.begin() as connection:
+        Ledger(connection).record_welfare_status(
+            referral_id,
+            welfare_status=welfare_status.value,
+            sequence=1,
+            task_status=task_status,
+            business_status=business_status.value,
+            reason=None,
+            source=f"welfare:{ORGANISATION}",
+            at=datetime.now(UTC),
         )
 
 
@@ -143,6 +177,46 @@ def test_a_withdrawn_referral_is_gone(social: TestClient, ledger_engine: Engine)
     _withdraw(ledger_engine, referral_id)
 
     answer = social.get(f"/social/v1/referrals/{referral_id}", headers=ASSIGNED)
+
+    _assert_problem(answer, 410)
+
+
+@pytest.mark.parametrize("ending", [WelfareStatus.COMPLETED, WelfareStatus.DECLINED])
+def test_an_ended_referral_is_gone(
+    social: TestClient, ledger_engine: Engine, ending: WelfareStatus
+) -> None:
+    referral_id = routed_referral(ledger_engine)
+    before = social.get(f"/social/v1/referrals/{referral_id}", headers=ASSIGNED)
+    assert before.status_code == 200, before.text
+    _end(ledger_engine, referral_id, ending)
+
+    answer = social.get(f"/social/v1/referrals/{referral_id}", headers=ASSIGNED)
+
+    problem = _assert_problem(answer, 410)
+    assert "has ended" in problem["detail"]
+    assert "Graag een maatje" not in answer.text
+    assert _audited(ledger_engine, referral_id)[-1] == "read-details-refused"
+
+
+def test_a_completed_referral_stays_readable_within_the_grace_period(
+    social_with_grace: TestClient, ledger_engine: Engine
+) -> None:
+    referral_id = routed_referral(ledger_engine)
+    _end(ledger_engine, referral_id, WelfareStatus.COMPLETED)
+
+    answer = social_with_grace.get(f"/social/v1/referrals/{referral_id}", headers=ASSIGNED)
+
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["question"] == "Graag een maatje."
+
+
+def test_a_withdrawn_referral_is_gone_even_within_the_grace_period(
+    social_with_grace: TestClient, ledger_engine: Engine
+) -> None:
+    referral_id = routed_referral(ledger_engine)
+    _withdraw(ledger_engine, referral_id)
+
+    answer = social_with_grace.get(f"/social/v1/referrals/{referral_id}", headers=ASSIGNED)
 
     _assert_problem(answer, 410)
 

@@ -6,21 +6,25 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from faststream import FastStream
 from faststream.kafka import KafkaBroker, TestKafkaBroker
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, insert, select
 
 from adapters.ledger.repository import Ledger
-from adapters.ledger.tables import webhook_deliveries
+from adapters.ledger.tables import referral_details, webhook_deliveries
+from adapters.ledger.webhooks import Delivery
 from contracts import topics
 from contracts.cloudevents import CloudEvent
 from contracts.codes import AgeBand, Urgency, WorTheme
 from contracts.events import ReferralCreated, ReferralWithdrawn
+from contracts.events.status import WelfareStatus
+from domain.status_machine import TASK_VIEW
 from services.webhook_delivery.app import create_app
+from services.webhook_delivery.delivery import _deliverable_details
 from services.webhook_delivery.settings import WebhookSettings
 from tests.unit.handlers.support import CLOUDEVENTS, DeadLetters, add_referral, handled
 
@@ -188,3 +192,57 @@ async def test_an_event_on_another_organisations_topic_is_refused(
     assert _queued(ledger_engine, referral_id) == []
     [dead] = dead_letters.for_key(str(referral_id))
     assert dead.reason == "refused"
+
+
+@pytest.mark.parametrize(
+    ("ending", "grace", "pushed"),
+    [
+        (None, timedelta(0), True),
+        (WelfareStatus.COMPLETED, timedelta(0), False),
+        (WelfareStatus.DECLINED, timedelta(0), False),
+        (WelfareStatus.COMPLETED, timedelta(days=1), True),
+        (WelfareStatus.WITHDRAWN_BY_PATIENT, timedelta(days=1), False),
+    ],
+)
+def test_the_details_are_pushed_only_while_the_organisation_may_read_them(
+    ledger_engine: Engine, ending: WelfareStatus | None, grace: timedelta, pushed: bool
+) -> None:
+    """Checked at every attempt (a dead letter's replay queues the delivery again), by the
+    rule the details endpoint uses (``domain.access``)."""
+    referral_id = add_referral(ledger_engine, WEBHOOK_ORGANISATION[1])
+    now = datetime.now(UTC)
+    with ledger_engine.begin() as connection:
+        ledger = Ledger(connection)
+        ledger.connection.execute(
+            insert(referral_details).values(
+                referral_id=referral_id,
+                details={"question": "Graag een maatje."},
+                retain_until=now + timedelta(days=1),
+            )
+        )
+        if ending is not None:
+            task_status, business_status = TASK_VIEW[ending]
+            ledger.record_welfare_status(
+                referral_id,
+                welfare_status=ending.value,
+                sequence=1,
+                task_status=task_status,
+                business_status=business_status.value,
+                reason=None,
+                source="welfare:test",
+                at=now,
+            )
+    delivery = Delivery(
+        event_id=str(uuid.uuid4()),
+        referral_id=referral_id,
+        organisation_id=WEBHOOK_ORGANISATION[0],
+        event={},
+        attempts=0,
+        created_at=now,
+    )
+
+    with ledger_engine.connect() as connection:
+        details = _deliverable_details(connection, delivery, datetime.now(UTC), grace)
+
+    assert (details == {"question": "Graag een maatje."}) is pushed
+    assert (details is None) is not pushed
