@@ -50,7 +50,7 @@ async def process_submission(
     _check_request_id(request_id)
     if request_id and (stored := await _stored_reply(edge, client, request_id)):
         return _replay(stored, request_hash)
-    located = parse(parse_json(body))
+    located = _parsed(parse, parse_json(body))
     _check_consent_dates(located)
     intake = read_referral(
         located,
@@ -84,6 +84,17 @@ async def process_submission(
         status=reply.status,
     )
     return reply
+
+
+def _parsed(parse: Parse, document: Any) -> list[Located]:
+    """The structural checks, where fhir.resources itself may fail on what it does not
+    expect (a resourceType that is a number, say: a TypeError) rather than report it."""
+    try:
+        return parse(document)
+    except (TypeError, KeyError, AttributeError, ValueError, RecursionError) as error:
+        raise FhirProblem(
+            400, "structure", f"not valid FHIR R4: the validator failed ({type(error).__name__})"
+        ) from None
 
 
 async def _check_same_patient(edge: FhirEdge, intake: Intake) -> None:
