@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import AsyncIterator, Callable
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -19,6 +20,8 @@ from faststream.kafka import KafkaBroker, TestKafkaBroker
 from contracts import topics
 from deploy.demo import SAMPLE_GP_CLIENT, sample_bundle
 from deploy.devstack.stack import dev_tokens
+from services.console.app import create_app as create_console_app
+from services.console.settings import ConsoleSettings
 from services.fhir_gateway.app import create_app
 from services.fhir_gateway.settings import GatewaySettings
 from services.social_gateway.app import create_app as create_social_app
@@ -221,3 +224,26 @@ def _task_location(answer: dict[str, Any]) -> str:
         for e in answer["entry"]
         if e["response"].get("location", "").startswith("Task/")
     )
+
+
+@pytest.fixture
+def console(handler_database: str) -> Iterator[TestClient]:
+    settings = ConsoleSettings(
+        database_url=handler_database,
+        kafka_bootstrap_servers=f"127.0.0.1:{free_port()}",
+        console_kafka_side=False,
+    )
+    with TestClient(create_console_app(settings), follow_redirects=False) as client:
+        yield client
+
+
+def test_the_console_reads_no_form_over_its_limit_nor_one_without_a_session(
+    console: TestClient,
+) -> None:
+    big_login = console.post("/login", data={"username": "olga", "password": "x" * 70_000})
+    anonymous = console.post(f"/referrals/{uuid.uuid4()}/reveal", data={"reason": "x"})
+
+    assert big_login.status_code == 413
+    assert big_login.headers["content-type"] == "application/problem+json"
+    assert anonymous.status_code == 303
+    assert anonymous.headers["location"].startswith("/login")
