@@ -18,6 +18,8 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
+from adapters.kafka_security import KafkaCredentials
+
 
 @dataclass(frozen=True)
 class TopicSpec:
@@ -34,19 +36,29 @@ class BrokerHealth:
     topic_count: int = 0
 
 
-def _admin(bootstrap_servers: str, timeout_ms: int = 5000) -> KafkaAdminClient:
+def _admin(
+    bootstrap_servers: str, timeout_ms: int = 5000, credentials: KafkaCredentials | None = None
+) -> KafkaAdminClient:
     return KafkaAdminClient(
         bootstrap_servers=bootstrap_servers,
         client_id="brug-admin",
         request_timeout_ms=timeout_ms,
         bootstrap_timeout_ms=timeout_ms,
+        **_options(credentials),
     )
 
 
-def broker_health(bootstrap_servers: str) -> BrokerHealth:
+def _options(credentials: KafkaCredentials | None) -> dict[str, object]:
+    """kafka-python's security options: the given credentials, else the environment's."""
+    return (credentials or KafkaCredentials()).kafka_python()
+
+
+def broker_health(
+    bootstrap_servers: str, credentials: KafkaCredentials | None = None
+) -> BrokerHealth:
     """Ask the cluster for its brokers and topics; never raises."""
     try:
-        admin = _admin(bootstrap_servers, timeout_ms=3000)
+        admin = _admin(bootstrap_servers, timeout_ms=3000, credentials=credentials)
     except (KafkaError, OSError, ValueError) as error:
         return BrokerHealth(False, f"unreachable: {error!r}")
     try:
@@ -60,21 +72,27 @@ def broker_health(bootstrap_servers: str) -> BrokerHealth:
     return BrokerHealth(True, "ok", broker_count=brokers, topic_count=len(topics))
 
 
-def wait_until_reachable(bootstrap_servers: str, timeout: float = 60.0) -> BrokerHealth:
+def wait_until_reachable(
+    bootstrap_servers: str, timeout: float = 60.0, credentials: KafkaCredentials | None = None
+) -> BrokerHealth:
     """Poll until the cluster answers metadata requests, or raise TimeoutError."""
     deadline = time.monotonic() + timeout
-    health = broker_health(bootstrap_servers)
+    health = broker_health(bootstrap_servers, credentials)
     while not (health.reachable and health.broker_count > 0):
         if time.monotonic() > deadline:
             raise TimeoutError(f"Kafka at {bootstrap_servers} did not answer: {health.detail}")
         time.sleep(0.5)
-        health = broker_health(bootstrap_servers)
+        health = broker_health(bootstrap_servers, credentials)
     return health
 
 
-def ensure_topics(bootstrap_servers: str, topics: Iterable[TopicSpec]) -> list[str]:
+def ensure_topics(
+    bootstrap_servers: str,
+    topics: Iterable[TopicSpec],
+    credentials: KafkaCredentials | None = None,
+) -> list[str]:
     """Create the topics that do not exist yet; return the names created."""
-    admin = _admin(bootstrap_servers)
+    admin = _admin(bootstrap_servers, credentials=credentials)
     try:
         existing = set(admin.list_topics())
         missing = [topic for topic in topics if topic.name not in existing]
@@ -109,21 +127,26 @@ class GroupLag:
     end: int
 
 
-def _offsets_reader(bootstrap_servers: str) -> KafkaConsumer:
+def _offsets_reader(
+    bootstrap_servers: str, credentials: KafkaCredentials | None = None
+) -> KafkaConsumer:
     # No group: it only asks for offsets and never joins, commits or reads a record.
     return KafkaConsumer(
         bootstrap_servers=bootstrap_servers,
         client_id="brug-admin-offsets",
         enable_auto_commit=False,
         request_timeout_ms=5000,
+        **_options(credentials),
     )
 
 
-def consumer_lag(bootstrap_servers: str) -> list[GroupLag]:
+def consumer_lag(
+    bootstrap_servers: str, credentials: KafkaCredentials | None = None
+) -> list[GroupLag]:
     """Every consumer group's lag per topic (end offset minus committed offset): Brug's
     services and the organisations' case systems alike."""
-    admin = _admin(bootstrap_servers)
-    reader = _offsets_reader(bootstrap_servers)
+    admin = _admin(bootstrap_servers, credentials=credentials)
+    reader = _offsets_reader(bootstrap_servers, credentials)
     try:
         groups = sorted(group["group_id"] for group in admin.list_groups())
         found = admin.list_group_offsets({group: None for group in groups}) if groups else {}
@@ -208,7 +231,11 @@ def republish(
 ) -> None:
     """Write one record again (an operator's replay), acknowledged by every in-sync replica."""
     producer = KafkaProducer(
-        bootstrap_servers=bootstrap_servers, client_id="brug-replay", acks="all", retries=5
+        bootstrap_servers=bootstrap_servers,
+        client_id="brug-replay",
+        acks="all",
+        retries=5,
+        **_options(None),
     )
     try:
         producer.send(topic, value=value, key=key, headers=headers).get(timeout=15)

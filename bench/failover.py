@@ -33,6 +33,7 @@ from sqlalchemy import create_engine, text
 from adapters.kafka_admin import consumer_lag
 from contracts import topics
 from deploy.demo import sample_bundle
+from deploy.devstack.kafka import dev_principal
 from deploy.devstack.postgres import PostgresCluster
 from deploy.devstack.processes import ManagedProcess
 from deploy.devstack.stack import SERVICES, dev_tokens
@@ -42,6 +43,7 @@ from tests.conftest import free_port_block
 # run the same drill against an older commit).
 BRUG = [sys.executable, "-c", "from deploy.cli import main; main()"]
 ORGANISATION_TOPIC = topics.social_referrals("dynamo-amsterdam")
+ADMIN = dev_principal("brug-admin")  # the drill runs its own (authenticating) dev stack
 
 
 @dataclass
@@ -89,7 +91,7 @@ def referral_id_of(transaction_response: dict[str, Any]) -> str:
 
 def brug_caught_up(bootstrap: str) -> bool:
     try:
-        lags = [lag for lag in consumer_lag(bootstrap) if lag.group.startswith("brug-")]
+        lags = [lag for lag in consumer_lag(bootstrap, ADMIN) if lag.group.startswith("brug-")]
     except Exception:  # the broker is still coming back
         return False
     return bool(lags) and all(lag.lag == 0 for lag in lags)
@@ -98,7 +100,9 @@ def brug_caught_up(bootstrap: str) -> bool:
 def created_ids_by_referral(bootstrap: str, keys: set[bytes]) -> dict[bytes, set[str]]:
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, **ADMIN.kafka_python()
+    )
     try:
         partitions = [TopicPartition(ORGANISATION_TOPIC, p) for p in range(3)]
         consumer.assign(partitions)

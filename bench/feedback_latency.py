@@ -39,6 +39,7 @@ from bench.referral_path import (
     _http,
     _open_loop,
     baseline_latency,
+    kafka_options,
     run_benchmark,
     submit,
 )
@@ -187,7 +188,9 @@ async def feedback_latency(
     rate: float,
     seconds: float,
 ) -> tuple[Figures, Figures]:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, **kafka_options()
+    )
     notices = Arrivals(bootstrap, topics.gp_changes(GP_CLIENT))
     await producer.start()
     await notices.start()

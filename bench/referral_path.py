@@ -28,6 +28,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from adapters.kafka_admin import TopicSpec, ensure_topics
+from adapters.kafka_security import KafkaCredentials
 from contracts import topics
 from deploy.demo import sample_bundle
 from deploy.devstack.stack import SERVICES, DevStack, StackConfig, dev_tokens
@@ -54,7 +55,7 @@ class Arrivals:
 
     def __init__(self, bootstrap: str, topic: str) -> None:
         self.consumer = AIOKafkaConsumer(
-            topic, bootstrap_servers=bootstrap, auto_offset_reset="latest"
+            topic, bootstrap_servers=bootstrap, auto_offset_reset="latest", **kafka_options()
         )
         self.arrived: dict[bytes, float] = {}
         self.waiters: dict[bytes, asyncio.Future[float]] = {}
@@ -143,7 +144,9 @@ async def brug_latency(
 
 
 async def baseline_throughput(bootstrap: str, payload: bytes, seconds: float) -> Figures:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, **kafka_options()
+    )
     arrivals = Arrivals(bootstrap, BASELINE_TOPIC)
     await producer.start()
     await arrivals.start()
@@ -166,7 +169,9 @@ async def baseline_throughput(bootstrap: str, payload: bytes, seconds: float) ->
 
 
 async def baseline_latency(bootstrap: str, payload: bytes, rate: float, seconds: float) -> Figures:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, **kafka_options()
+    )
     arrivals = Arrivals(bootstrap, BASELINE_TOPIC)
     await producer.start()
     await arrivals.start()
@@ -228,7 +233,10 @@ async def measure(stack: DevStack, options: argparse.Namespace) -> dict[str, Fig
 async def _sample_event_bytes(stack: DevStack) -> bytes:
     """A real referral event, so the baseline moves records of the same size."""
     consumer = AIOKafkaConsumer(
-        ORGANISATION_TOPIC, bootstrap_servers=stack.bootstrap_servers, auto_offset_reset="earliest"
+        ORGANISATION_TOPIC,
+        bootstrap_servers=stack.bootstrap_servers,
+        auto_offset_reset="earliest",
+        **kafka_options(),
     )
     await consumer.start()
     record = await consumer.getone()
@@ -275,6 +283,11 @@ def _row(name: str, brug: float, baseline: float, number: str) -> str:
     return f"| {name} | {number.format(brug)} | {number.format(baseline)} | {ratio:.3g} |"
 
 
+def kafka_options() -> dict[str, Any]:
+    """aiokafka's security options for this process (set by ``run_benchmark``)."""
+    return KafkaCredentials().aiokafka()
+
+
 def bench_stack(services: tuple[str, ...]) -> DevStack:
     """Kafka, PostgreSQL (or KAFKA_BOOTSTRAP_SERVERS / BRUG_DATABASE_URL) and ``services``
     on free ports in a throw-away folder; no simulated case systems."""
@@ -315,6 +328,9 @@ def run_benchmark(
     stack = bench_stack(services)
     try:
         stack.up()
+        # The load generator and the baseline connect as the stack's super user (its own
+        # broker authenticates everyone): the same SASL cost on both sides of the ratio.
+        os.environ.update(stack.admin_credentials.environment())
         ensure_topics(stack.bootstrap_servers, [TopicSpec(BASELINE_TOPIC)])
         figures = asyncio.run(measure(stack, options))
         print(report(figures, options))

@@ -140,6 +140,7 @@ def demo(state_dir: StateDir = None) -> None:
         tokens[SAMPLE_GP_CLIENT],
         social_base_url=stack.social_base_url,
         case_token=tokens[SAMPLE_CASE_CLIENT],
+        kafka_credentials=stack.credentials_of(SAMPLE_CASE_CLIENT),  # it reads as the case system
     )
     typer.echo(describe(result))
     typer.echo(

@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 from kafka import KafkaConsumer, TopicPartition
 
+from adapters.kafka_security import KafkaCredentials
 from contracts import topics
 from contracts.fhir_systems import REFERRAL_IDENTIFIER
 from deploy.devstack.paths import DEPLOY_DIR
@@ -81,9 +82,12 @@ def run_demo(
     *,
     social_base_url: str,
     case_token: str,
+    kafka_credentials: KafkaCredentials,
     timeout: float = 30,
 ) -> DemoResult:
-    consumer = _consumer_at_end(bootstrap_servers, topics.social_referrals(SAMPLE_ORGANISATION))
+    consumer = _consumer_at_end(
+        bootstrap_servers, topics.social_referrals(SAMPLE_ORGANISATION), kafka_credentials
+    )
     try:
         started = time.monotonic()
         with httpx.Client(timeout=30.0) as http:
@@ -167,8 +171,14 @@ def _await_task_status(
     raise TimeoutError(f"the GP's Task for {referral_id} did not become {status} in {timeout}s")
 
 
-def _consumer_at_end(bootstrap_servers: str, topic: str) -> KafkaConsumer:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+def _consumer_at_end(
+    bootstrap_servers: str, topic: str, credentials: KafkaCredentials
+) -> KafkaConsumer:
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap_servers,
+        enable_auto_commit=False,
+        **credentials.kafka_python(),
+    )
     partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
     if not partitions:
         raise RuntimeError(f"topic {topic} does not exist; is the stack up?")

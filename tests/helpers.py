@@ -9,7 +9,19 @@ from typing import TypeVar
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 
+from adapters.kafka_security import KafkaCredentials
+
 T = TypeVar("T")
+
+
+def _as(credentials: KafkaCredentials | None) -> dict[str, object]:
+    """As whom a helper connects: anonymous on the suite's shared (PLAINTEXT) broker."""
+    return credentials.kafka_python() if credentials else {}
+
+
+def _reader(bootstrap: str, credentials: KafkaCredentials | None) -> KafkaConsumer:
+    """A consumer outside any group: it reads, and commits nothing."""
+    return KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **_as(credentials))
 
 
 def produce(
@@ -19,8 +31,9 @@ def produce(
     key: bytes | None = None,
     *,
     partition: int | None = None,
+    credentials: KafkaCredentials | None = None,
 ) -> None:
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", **_as(credentials))
     try:
         producer.send(topic, value=value, key=key, partition=partition).get(timeout=15)
     finally:
@@ -32,9 +45,12 @@ def wait_for_record(
     topic: str,
     matches: Callable[[ConsumerRecord], bool],
     timeout: float = 30.0,
+    credentials: KafkaCredentials | None = None,
 ) -> ConsumerRecord:
     """The first record on ``topic`` (read from the beginning) for which ``matches`` holds."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, **_as(credentials)
+    )
     try:
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
         assert partitions, f"topic {topic} does not exist"
@@ -51,9 +67,17 @@ def wait_for_record(
         consumer.close()
 
 
-def records_with_key(bootstrap: str, topic: str, key: bytes, settle: float = 2.0) -> list[bytes]:
+def records_with_key(
+    bootstrap: str,
+    topic: str,
+    key: bytes,
+    settle: float = 2.0,
+    credentials: KafkaCredentials | None = None,
+) -> list[bytes]:
     """Every record value on ``topic`` with ``key``, reading until the topic is quiet."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, **_as(credentials)
+    )
     try:
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
         consumer.assign(partitions)
@@ -71,11 +95,18 @@ def records_with_key(bootstrap: str, topic: str, key: bytes, settle: float = 2.0
 
 
 def collect_by_key(
-    bootstrap: str, topic: str, keys: set[bytes], timeout: float = 60.0, settle: float = 1.0
+    bootstrap: str,
+    topic: str,
+    keys: set[bytes],
+    timeout: float = 60.0,
+    settle: float = 1.0,
+    credentials: KafkaCredentials | None = None,
 ) -> dict[bytes, list[bytes]]:
     """Every record value on ``topic`` for each of ``keys``: read from the beginning until
     all keys were seen (or ``timeout``), then ``settle`` seconds more to catch duplicates."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, **_as(credentials)
+    )
     try:
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
         consumer.assign(partitions)

@@ -42,6 +42,7 @@ def make_broker(settings: ServiceSettings, *, service: str) -> KafkaBroker:
     broker = KafkaBroker(
         settings.kafka_bootstrap_servers,
         client_id=f"brug-{service}",
+        security=settings.kafka_credentials.faststream(),
         acks="all",
         enable_idempotence=True,
         ack_policy=AckPolicy.NACK_ON_ERROR,

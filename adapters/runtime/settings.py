@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from adapters.kafka_security import KafkaCredentials
+
 DEPLOY_DIR = Path(__file__).resolve().parents[2] / "deploy"
 
 
@@ -20,6 +22,8 @@ class ServiceSettings(BaseSettings):
         # The plain name is what Kafka tooling and testcontainers users expect.
         validation_alias=AliasChoices("BRUG_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"),
     )
+    # Who this service is to Kafka (BRUG_KAFKA_USERNAME, …; see adapters/kafka_security.py).
+    kafka_credentials: KafkaCredentials = Field(default_factory=KafkaCredentials)
     # The dev stack's cluster (deploy/devstack/postgres.py); engines connect lazily.
     database_url: str = "postgresql+psycopg://brug:brug@127.0.0.1:15432/brug"
     log_level: str = "INFO"

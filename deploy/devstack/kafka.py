@@ -19,13 +19,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
+from adapters.kafka_acls import ADMIN_PRINCIPAL
 from adapters.kafka_admin import wait_until_reachable
+from adapters.kafka_security import KafkaCredentials
 from deploy.devstack.paths import DEPLOY_DIR, cache_dir
 from deploy.devstack.processes import ManagedProcess, wait_until_ports_free
 
 POM = DEPLOY_DIR / "kafka" / "pom.xml"
 LOG4J2_CONFIG = DEPLOY_DIR / "kafka" / "log4j2.properties"
 SERVER_TEMPLATE = DEPLOY_DIR / "kafka" / "server.properties.template"
+PLAINTEXT_LISTENERS = DEPLOY_DIR / "kafka" / "listeners-plaintext.template"
+SASL_LISTENERS = DEPLOY_DIR / "kafka" / "listeners-sasl.template"
+DEV_CREDENTIALS = DEPLOY_DIR / "kafka" / "dev-credentials.txt"
 JVM_OPTIONS = ("-Xms256m", "-Xmx768m", "-XX:+UseG1GC", "-Djava.awt.headless=true")
 # Once the JVM has exited its listeners are closed: the ports free at once in practice.
 PORTS_FREE_AFTER_STOP_SECONDS = 10.0
@@ -71,13 +76,34 @@ def ensure_jars() -> Path:
     return libs
 
 
+def dev_credentials() -> dict[str, str]:
+    """principal -> password of the dev stack's Kafka users (``DEV_CREDENTIALS``)."""
+    lines = DEV_CREDENTIALS.read_text().splitlines()
+    pairs = (line.split("\t") for line in lines if line and not line.startswith("#"))
+    return {principal: password for principal, password in pairs}
+
+
+def dev_principal(principal: str) -> KafkaCredentials:
+    """The dev stack's credentials of one principal."""
+    return KafkaCredentials.scram(principal, dev_credentials()[principal])
+
+
 @dataclass(frozen=True)
 class KafkaNode:
-    """One combined broker+controller whose data lives in ``state_dir/kafka``."""
+    """One combined broker+controller whose data lives in ``state_dir/kafka``.
+
+    ``secured``: SASL/SCRAM with ACLs, the users of ``DEV_CREDENTIALS`` (the dev stack);
+    otherwise PLAINTEXT for anyone (the test suite's shared broker)."""
 
     state_dir: Path
     port: int
     controller_port: int
+    secured: bool = False
+
+    @property
+    def admin(self) -> KafkaCredentials:
+        """The super user's credentials (anonymous on a PLAINTEXT node)."""
+        return dev_principal(ADMIN_PRINCIPAL) if self.secured else KafkaCredentials()
 
     @property
     def bootstrap_servers(self) -> str:
@@ -118,7 +144,7 @@ class KafkaNode:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                wait_until_reachable(self.bootstrap_servers, timeout=2.0)
+                wait_until_reachable(self.bootstrap_servers, timeout=2.0, credentials=self.admin)
                 return
             except TimeoutError as error:
                 if not self.process.is_running():
@@ -133,11 +159,17 @@ class KafkaNode:
     def _write_config(self) -> Path:
         self.home.mkdir(parents=True, exist_ok=True)
         config = self.home / "server.properties"
+        listeners = SASL_LISTENERS if self.secured else PLAINTEXT_LISTENERS
+        template = Template(SERVER_TEMPLATE.read_text() + listeners.read_text())
+        passwords = dev_credentials()
         config.write_text(
-            Template(SERVER_TEMPLATE.read_text()).substitute(
+            template.substitute(
                 port=self.port,
                 controller_port=self.controller_port,
                 log_dir=self.home / "data",
+                admin_user=ADMIN_PRINCIPAL,
+                admin_password=passwords[ADMIN_PRINCIPAL],
+                controller_password=passwords["controller"],
             )
         )
         return config
@@ -147,6 +179,10 @@ class KafkaNode:
         argv = self._java(libs, "kafka.tools.StorageTool", "format", "--standalone")
         # "--cluster-id=<id>": a base64 id may start with "-", which argparse takes for an option.
         argv += [f"--cluster-id={cluster_id}", "--config", str(config), "--ignore-formatted"]
+        if self.secured:  # the SCRAM users exist from the first start (KIP-900)
+            for principal, password in dev_credentials().items():
+                if principal != "controller":
+                    argv += ["--add-scram", f"SCRAM-SHA-512=[name={principal},password={password}]"]
         result = subprocess.run(argv, env=_java_env(), capture_output=True, text=True)
         if result.returncode != 0:
             raise RuntimeError(f"formatting Kafka storage failed:\n{result.stdout}{result.stderr}")

@@ -1,4 +1,5 @@
-"""What every Brug deployment needs before services start: topics and the database schema."""
+"""What every Brug deployment needs before services start: the database schema, the
+topics, and (on a cluster that authenticates) the ACLs of every principal."""
 
 from __future__ import annotations
 
@@ -7,11 +8,18 @@ from pathlib import Path
 from adapters.clients import ClientKind, load_clients
 from adapters.database import migrate
 from adapters.directory import load_directory
+from adapters.kafka_acls import acl_plan, apply_acls
 from adapters.kafka_admin import TopicSpec, ensure_topics
+from adapters.kafka_security import KafkaCredentials
 from contracts.topics import all_topics
 
 
-def create_topics(bootstrap_servers: str, directory_path: Path, clients_path: Path) -> list[str]:
+def create_topics(
+    bootstrap_servers: str,
+    directory_path: Path,
+    clients_path: Path,
+    credentials: KafkaCredentials | None = None,
+) -> list[str]:
     """Create Brug's topics: per organisation from the directory, per GP system from the
     client registry. Returns those created."""
     organisations = [o.id for o in load_directory(directory_path).organisations]
@@ -20,13 +28,24 @@ def create_topics(bootstrap_servers: str, directory_path: Path, clients_path: Pa
     ]
     wanted = all_topics(organisations, gp_systems)
     specs = [TopicSpec(name, config=tuple(config.items())) for name, config in wanted]
-    return ensure_topics(bootstrap_servers, specs)
+    return ensure_topics(bootstrap_servers, specs, credentials)
 
 
 def provision(
-    bootstrap_servers: str, database_url: str, directory_path: Path, clients_path: Path
+    bootstrap_servers: str,
+    database_url: str,
+    directory_path: Path,
+    clients_path: Path,
+    credentials: KafkaCredentials | None = None,
 ) -> str:
-    """Migrate the database and create the topics; idempotent. Returns a one-line summary."""
+    """Migrate the database, create the topics and, when the cluster authenticates (the
+    credentials are its super user's), make its ACLs the plan's; idempotent. Returns a
+    one-line summary."""
+    credentials = credentials or KafkaCredentials()
     revision = migrate(database_url)
-    created = create_topics(bootstrap_servers, directory_path, clients_path)
-    return f"schema at {revision}; topics created: {', '.join(created) or 'none needed'}"
+    created = create_topics(bootstrap_servers, directory_path, clients_path, credentials)
+    summary = f"schema at {revision}; topics created: {', '.join(created) or 'none needed'}"
+    if credentials.authenticates:
+        changes = apply_acls(bootstrap_servers, acl_plan(load_clients(clients_path)), credentials)
+        summary += f"; ACLs added {len(changes.added)}, removed {len(changes.removed)}"
+    return summary

@@ -15,9 +15,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from adapters.database import database_health
+from adapters.kafka_acls import service_principal
 from adapters.kafka_admin import broker_health
+from adapters.kafka_security import KafkaCredentials
 from adapters.runtime.service import READY_LOG_LINE
-from deploy.devstack.kafka import KafkaNode
+from deploy.devstack.kafka import KafkaNode, dev_principal
 from deploy.devstack.paths import DEPLOY_DIR, REPO_ROOT
 from deploy.devstack.postgres import PostgresCluster
 from deploy.devstack.processes import (
@@ -115,7 +117,18 @@ class DevStack:
     @property
     def kafka(self) -> KafkaNode:
         c = self.config
-        return KafkaNode(c.state_dir, c.kafka_port, c.kafka_controller_port)
+        return KafkaNode(c.state_dir, c.kafka_port, c.kafka_controller_port, secured=True)
+
+    def credentials_of(self, principal: str) -> KafkaCredentials:
+        """How ``principal`` (a service's, a client id) connects: its dev SCRAM user on the
+        stack's own broker; on an external one, whatever the environment says."""
+        if self.config.external_kafka is None:
+            return dev_principal(principal)
+        return KafkaCredentials()
+
+    @property
+    def admin_credentials(self) -> KafkaCredentials:
+        return self.credentials_of("brug-admin")
 
     @property
     def postgres(self) -> PostgresCluster:
@@ -173,6 +186,7 @@ class DevStack:
             self.database_url,
             self.config.directory_path,
             self.config.clients_path,
+            self.admin_credentials,
         )
         self._write_connection_file()
 
@@ -276,7 +290,7 @@ class DevStack:
         return ports
 
     def status(self) -> list[ComponentStatus]:
-        kafka = broker_health(self.bootstrap_servers)
+        kafka = broker_health(self.bootstrap_servers, self.admin_credentials)
         kafka_pid = None if self.config.external_kafka else self.kafka.process.pid()
         database_ok, database_detail = database_health(self.database_url)
         statuses = [
@@ -305,10 +319,18 @@ class DevStack:
             )
         return statuses
 
+    def principal_of(self, name: str) -> str:
+        """Who a service or simulator is to Kafka: ``brug-router``, ``case-dynamo-amsterdam``."""
+        if name.startswith("case-system-"):
+            return f"case-{name.removeprefix('case-system-')}"
+        return service_principal(name)
+
     def service_environment(self, name: str) -> dict[str, str]:
+        credentials = self.credentials_of(self.principal_of(name))
         return {
             **DEV_WEBHOOK_SECRETS,
             **os.environ,
+            **(credentials.environment() if credentials.authenticates else {}),
             "BRUG_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
             "BRUG_DATABASE_URL": self.database_url,
             "BRUG_DIRECTORY_PATH": str(self.config.directory_path),

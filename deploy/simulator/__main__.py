@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 from kafka import KafkaConsumer
 
+from adapters.kafka_security import KafkaCredentials
 from adapters.runtime.service import READY_LOG_LINE
 from contracts import topics
 from contracts.cloudevents import CloudEvent
@@ -30,9 +31,11 @@ def main(argv: list[str] | None = None) -> int:
     consumer = KafkaConsumer(
         topics.social_referrals(options.organisation),
         bootstrap_servers=options.bootstrap_servers,
-        group_id=f"case-system-{options.organisation}",
+        # Its principal's name (BRUG_KAFKA_USERNAME): the group its ACLs allow.
+        group_id=f"case-{options.organisation}",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        **KafkaCredentials().kafka_python(),
     )
     stopping = False
 

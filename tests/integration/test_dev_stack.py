@@ -18,6 +18,7 @@ import pytest
 
 from contracts import topics
 from deploy.demo import sample_bundle
+from deploy.devstack.kafka import dev_principal
 from deploy.devstack.postgres import PostgresCluster
 from deploy.devstack.processes import ManagedProcess
 from deploy.devstack.stack import SERVICES, dev_tokens
@@ -27,6 +28,8 @@ from tests.helpers import wait_for_record
 pytestmark = pytest.mark.integration
 
 BRUG = str(Path(sys.executable).parent / "brug")
+# The dev stack's broker authenticates everyone: the test reads as the case system would.
+CASE_SYSTEM = dev_principal("case-dynamo-amsterdam")
 
 
 @pytest.fixture(scope="module")
@@ -142,10 +145,16 @@ def test_up_status_crash_recovery_and_down(stack_env: dict[str, str]) -> None:
     assert all_healthy(stack_env)
     organisation_topic = topics.social_referrals("dynamo-amsterdam")
     wait_for_record(
-        stack_env["TEST_BOOTSTRAP"], organisation_topic, lambda r: r.key == referral_id.encode()
+        stack_env["TEST_BOOTSTRAP"],
+        organisation_topic,
+        lambda r: r.key == referral_id.encode(),
+        credentials=CASE_SYSTEM,
     )
     wait_for_record(
-        stack_env["TEST_BOOTSTRAP"], organisation_topic, lambda r: r.key == kept.encode()
+        stack_env["TEST_BOOTSTRAP"],
+        organisation_topic,
+        lambda r: r.key == kept.encode(),
+        credentials=CASE_SYSTEM,
     )
     repeated = submit(stack_env, bundle)
     assert repeated.status_code == 200, "the same referral, not a second one"

@@ -21,6 +21,7 @@ from adapters.database import make_engine
 from adapters.kafka_admin import consumer_lag
 from bench.failover import GpSystem
 from contracts import topics
+from deploy.devstack.kafka import dev_principal
 from deploy.devstack.postgres import PostgresCluster
 from deploy.devstack.processes import ManagedProcess
 from deploy.devstack.stack import dev_tokens
@@ -38,6 +39,7 @@ SECONDS = 12
 CATCH_UP_BOUND_SECONDS = 45.0
 
 __all__ = ["stack_env"]  # the dev-stack fixture, shared
+ADMIN = dev_principal("brug-admin")  # the dev stack's broker authenticates everyone
 
 
 @pytest.fixture
@@ -73,7 +75,8 @@ def test_a_broker_crash_while_referrals_flow_loses_nothing_and_parks_nothing(
     # their groups ~80 s after a broker restart (they are stand-ins, not Brug).
     keys = {referral_id.encode() for referral_id in gp.accepted}
 
-    delivered = collect_by_key(bootstrap, topics.social_referrals("dynamo-amsterdam"), keys)
+    topic = topics.social_referrals("dynamo-amsterdam")
+    delivered = collect_by_key(bootstrap, topic, keys, credentials=ADMIN)
     created = {key: _created_ids(values) for key, values in delivered.items()}
     lost = keys - {key for key, ids in created.items() if ids}
     twice = {key for key, ids in created.items() if len(ids) > 1}
@@ -101,7 +104,7 @@ LAGGING: list[tuple[float, list[str]]] = []  # what was still behind, for the fa
 
 def _caught_up(bootstrap: str, group_prefix: str) -> bool:
     try:
-        lags = [lag for lag in consumer_lag(bootstrap) if lag.group.startswith(group_prefix)]
+        lags = [lag for lag in consumer_lag(bootstrap, ADMIN) if lag.group.startswith(group_prefix)]
     except Exception:  # the broker is still coming back
         return False
     behind = [f"{lag.group}@{lag.topic}:{lag.lag}" for lag in lags if lag.lag]
