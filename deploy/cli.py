@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from deploy.devstack.paths import default_state_dir
+from deploy.kafka_cli import kafka_cli
 
 app = typer.Typer(help="Brug: GP referrals to the social domain and back.", no_args_is_help=True)
 dev = typer.Typer(help="Run the whole stack as local processes.", no_args_is_help=True)
@@ -28,6 +29,7 @@ dlq_cli = typer.Typer(
 app.add_typer(dlq_cli, name="dlq")
 operators_cli = typer.Typer(help="Console operators.", no_args_is_help=True)
 app.add_typer(operators_cli, name="operators")
+app.add_typer(kafka_cli, name="kafka")
 
 StateDir = Annotated[
     Path | None,
@@ -53,6 +55,7 @@ def _stack(state_dir: Path | None):  # type: ignore[no-untyped-def]
 @dev.command("up")
 def dev_up(state_dir: StateDir = None) -> None:
     """Start Kafka, PostgreSQL and every service (idempotent: restarts what is down)."""
+    from deploy.devstack.kafka import dev_credentials
     from deploy.devstack.stack import dev_tokens
 
     stack = _stack(state_dir)
@@ -69,6 +72,14 @@ def dev_up(state_dir: StateDir = None) -> None:
     typer.echo("development bearer tokens (deploy/clients/dev-tokens.txt):")
     for client_id, token in dev_tokens().items():
         typer.echo(f"  {client_id:<26} {token}")
+    if stack.config.external_kafka is None:
+        typer.echo(
+            f"Kafka on {stack.bootstrap_servers}: SASL_PLAINTEXT, SCRAM-SHA-512; the parties' "
+            "users (deploy/kafka/dev-credentials.txt; each reaches only its own topics):"
+        )
+        for principal, password in dev_credentials().items():
+            if not principal.startswith(("brug-", "controller")):
+                typer.echo(f"  {principal:<26} {password}")
 
 
 @dev.command("down")
