@@ -53,7 +53,8 @@ def database(url: str | None) -> Iterator[str]:
         shutil.rmtree(state, ignore_errors=True)
 
 
-def fuzz(database_url: str, cases: int, seed_value: int) -> dict[str, object]:
+def fuzz(database_url: str, cases: int, seed_value: int) -> tuple[dict[str, object], list[bytes]]:
+    """The figures, and the body of every case that got a 5xx."""
     app = create_app(
         GatewaySettings(
             database_url=database_url,
@@ -67,7 +68,7 @@ def fuzz(database_url: str, cases: int, seed_value: int) -> dict[str, object]:
         "Content-Type": "application/fhir+json",
     }
     statuses: Counter[int] = Counter()
-    server_errors: list[str] = []
+    server_errors: list[bytes] = []
 
     @seed(seed_value)
     @settings(
@@ -82,7 +83,7 @@ def fuzz(database_url: str, cases: int, seed_value: int) -> dict[str, object]:
         answer = client.post("/fhir", content=body, headers=headers)
         statuses[answer.status_code] += 1
         if answer.status_code >= 500:
-            server_errors.append(body[:200].decode("utf-8", "backslashreplace"))
+            server_errors.append(body)
 
     started = time.monotonic()
     one()
@@ -93,8 +94,10 @@ def fuzz(database_url: str, cases: int, seed_value: int) -> dict[str, object]:
         "seconds": round(seconds, 1),
         "cases_per_second": round(sum(statuses.values()) / seconds, 1),
         "by_status": dict(sorted(statuses.items())),
-        "first_server_errors": server_errors[:5],
-    }
+        "first_server_errors": [
+            body[:200].decode("utf-8", "backslashreplace") for body in server_errors[:5]
+        ],
+    }, server_errors
 
 
 def main() -> None:
@@ -102,9 +105,15 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=12)
     parser.add_argument("--database-url", default=os.environ.get("BRUG_DATABASE_URL"))
+    parser.add_argument(
+        "--keep-failures", type=Path, help="a folder to write the body of every 5xx case to"
+    )
     arguments = parser.parse_args()
     with database(arguments.database_url) as url:
-        report = fuzz(url, arguments.cases, arguments.seed)
+        report, bodies = fuzz(url, arguments.cases, arguments.seed)
+    if arguments.keep_failures:  # to replay each one
+        for index, body in enumerate(bodies):
+            (arguments.keep_failures / f"server-error-{index}.json").write_bytes(body)
     print(json.dumps(report, indent=2))
     sys.exit(1 if report["server_errors"] else 0)
 

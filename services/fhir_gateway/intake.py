@@ -90,11 +90,15 @@ def _parsed(parse: Parse, document: Any) -> list[Located]:
     """The structural checks, where fhir.resources itself may fail on what it does not
     expect (a resourceType that is a number, say: a TypeError) rather than report it."""
     try:
-        return parse(document)
+        located = parse(document)
     except (TypeError, KeyError, AttributeError, ValueError, RecursionError) as error:
         raise FhirProblem(
             400, "structure", f"not valid FHIR R4: the validator failed ({type(error).__name__})"
         ) from None
+    for item in located:  # an empty object passes the Bundle's model as a resource
+        if not isinstance(item.resource.get("resourceType"), str):
+            raise FhirProblem(400, "structure", "every resource needs a resourceType", item.path)
+    return located
 
 
 async def _check_same_patient(edge: FhirEdge, intake: Intake) -> None:
