@@ -27,6 +27,10 @@ class Client(BaseModel):
     organisation: str = Field(description="AGB code for a GP client, organisation id for welfare.")
     name: str
     token_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    allow_loopback_http: bool = Field(
+        default=False,
+        description="Development only: its Subscription endpoints may be plain http on loopback.",
+    )
 
 
 class ClientRegistry(BaseModel):

@@ -88,6 +88,20 @@ class Subscriptions:
             )
         )
 
+    def live_count_locked(self, client_id: str) -> int:
+        """How many of the client's subscriptions are requested or active, counted under a
+        transaction-level lock on the client, so two creations at once cannot both pass
+        a limit."""
+        self.connection.execute(select(func.pg_advisory_xact_lock(func.hashtext(client_id))))
+        return self.connection.execute(
+            select(func.count())
+            .select_from(subscriptions)
+            .where(
+                (subscriptions.c.client_id == client_id)
+                & subscriptions.c.status.in_((REQUESTED, ACTIVE))
+            )
+        ).scalar_one()
+
     def get(self, subscription_id: UUID, organisation: str) -> SubscriptionRow | None:
         """The subscription if it belongs to ``organisation`` (else as if it did not exist)."""
         row = self.connection.execute(

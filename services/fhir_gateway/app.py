@@ -58,6 +58,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             respond=fhir_response,
             engine=edge.engine,
             base_url=settings.fhir_base_url,
+            max_per_client=settings.max_subscriptions_per_client,
         )
     )
     for routes in (reads.router, submit.router, withdraw.router):

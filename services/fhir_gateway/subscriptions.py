@@ -34,6 +34,7 @@ from adapters.fhir.subscriptions import (
 )
 from adapters.ledger.repository import Ledger
 from adapters.ledger.subscriptions import SubscriptionRow, Subscriptions
+from adapters.outbound import Refused, pinned_target
 from contracts.fhir_systems import REFERRAL_FEEDBACK_TOPIC
 
 MAX_SUBSCRIPTION_BYTES = 64 * 1024
@@ -51,9 +52,11 @@ def subscription_routes(
     respond: Respond,
     engine: AsyncEngine,
     base_url: str,
+    max_per_client: int,
     topic: str = REFERRAL_FEEDBACK_TOPIC,
 ) -> APIRouter:
-    """``authenticate`` returns the GP client of a request (or raises a 401 FhirProblem)."""
+    """``authenticate`` returns the GP client of a request (or raises a 401 FhirProblem);
+    a client has at most ``max_per_client`` requested or active subscriptions."""
     router = APIRouter()
     base = base_url.rstrip("/")
 
@@ -95,10 +98,18 @@ def subscription_routes(
     async def create_subscription(request: Request) -> Response:
         client = authenticate(request)
         wanted = parse_subscription(await _json_body(request), topic)
+        await _check_endpoint(wanted.endpoint, client)
         subscription_id = uuid.uuid4()
         now = datetime.now(UTC)
 
         def create(connection: Connection) -> None:
+            if Subscriptions(connection).live_count_locked(client.client_id) >= max_per_client:
+                raise FhirProblem(
+                    422,
+                    "business-rule",
+                    f"at most {max_per_client} requested or active Subscriptions per client; "
+                    "delete one first",
+                )
             _store(connection, client, subscription_id, wanted, topic, now)
             _audit(connection, client, "subscription-created", subscription_id)
 
@@ -177,6 +188,15 @@ def _uuid(value: str) -> uuid.UUID | None:
         return uuid.UUID(value)
     except ValueError:
         return None
+
+
+async def _check_endpoint(endpoint: str, client: Client) -> None:
+    """https to a public address (see ``adapters/outbound.py``); gp_notify checks again at
+    every send, since what a name resolves to can change."""
+    try:
+        await pinned_target(endpoint, allow_loopback_http=client.allow_loopback_http)
+    except Refused as refused:
+        raise FhirProblem(422, "value", str(refused), "Subscription.channel.endpoint") from None
 
 
 def _store(

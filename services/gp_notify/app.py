@@ -43,17 +43,15 @@ def wire(settings: NotifySettings | None = None) -> GpNotify:
     configure_logging(SERVICE, settings.log_level, settings.log_format)
     # httpx logs every request's URL at INFO: endpoints are the GP systems', not for our logs.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    gp_organisations = {
-        c.client_id: c.organisation
-        for c in load_clients(settings.clients_path).clients
-        if c.kind is ClientKind.GP
-    }
+    gp_clients = [c for c in load_clients(settings.clients_path).clients if c.kind is ClientKind.GP]
+    gp_organisations = {c.client_id: c.organisation for c in gp_clients}
     engine = make_async_engine(settings.database_url)
     endpoints = Endpoints(
         httpx.AsyncClient(timeout=settings.notify_timeout_seconds, follow_redirects=False),
         fhir_base_url=settings.fhir_base_url,
         attempts=settings.notify_attempts,
         retry_seconds=settings.notify_retry_seconds,
+        loopback_allowed=[c.client_id for c in gp_clients if c.allow_loopback_http],
     )
     broker = make_broker(settings, service=SERVICE)
     broker.include_router(

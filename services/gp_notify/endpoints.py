@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +17,7 @@ import structlog
 
 from adapters.fhir.subscriptions import NotificationEvent, NotificationType, notification_bundle
 from adapters.ledger.subscriptions import SubscriptionRow
+from adapters.outbound import Refused, pinned_target
 from adapters.runtime.metrics import NOTIFICATIONS
 from adapters.runtime.tracing import trace_headers
 from services.gp_notify import SERVICE
@@ -35,11 +37,13 @@ class Endpoints:
         fhir_base_url: str,
         attempts: int,
         retry_seconds: float,
+        loopback_allowed: Collection[str] = (),
     ) -> None:
         self._http = http
         self._base_url = fhir_base_url.rstrip("/")
         self._attempts = attempts
         self._retry_seconds = retry_seconds
+        self._loopback_allowed = frozenset(loopback_allowed)  # client ids (dev registries)
 
     def url(self, reference: str) -> str:
         """The full URL GP systems read ``reference`` (``Task/<id>``…) at."""
@@ -66,18 +70,32 @@ class Endpoints:
     async def post(self, subscription: SubscriptionRow, body: dict[str, Any]) -> str | None:
         """POST a notification with a few quick attempts; None on a 2xx, else why not (ids
         and status codes only: the reason is shown to the GP system in ``$status``)."""
-        headers = _headers(subscription)
         content = json.dumps(body).encode()
         reason = "not attempted"
         for attempt in range(self._attempts):
             if attempt:
                 await asyncio.sleep(self._retry_seconds * 2 ** (attempt - 1))
             try:
-                response = await self._http.post(
-                    subscription.endpoint, content=content, headers=headers
+                # Resolved and checked at every attempt, and sent to the checked address:
+                # the name may have been pointed at an internal address since it was stored.
+                target = await pinned_target(
+                    subscription.endpoint,
+                    allow_loopback_http=subscription.client_id in self._loopback_allowed,
                 )
-            except httpx.HTTPError as error:
-                reason = f"endpoint unreachable ({type(error).__name__})"
+            except Refused as refused:
+                log.warning("endpoint refused", subscription_id=str(subscription.subscription_id))
+                return f"endpoint not allowed: {refused}"
+            try:
+                response = await self._http.post(
+                    target.url,
+                    content=content,
+                    headers=_headers(subscription) | {"Host": target.host_header},
+                    extensions={"sni_hostname": target.sni_hostname} if target.sni_hostname else {},
+                )
+            except httpx.HTTPError:
+                # One text for refused, reset and timed out alike: $status must not tell a
+                # GP system which ports are open where.
+                reason = "endpoint unreachable"
                 continue
             if 200 <= response.status_code < 300:
                 return None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -41,9 +42,9 @@ class Upkeep:
     async def handshakes(self) -> None:
         async with self._engine.begin() as connection:
             waiting = await connection.run_sync(lambda c: Subscriptions(c).claim_requested())
-            for subscription in waiting:
-                body = self._endpoints.bundle(subscription, "requested", "handshake", 0)
-                failure = await self._endpoints.post(subscription, body)
+            bodies = [self._endpoints.bundle(s, "requested", "handshake", 0) for s in waiting]
+            failures = await self._send_all(waiting, bodies)
+            for subscription, failure in zip(waiting, failures, strict=True):
                 await _settle(connection, subscription, failure, activate=True)
                 log_outcome("handshake", subscription, failure)
 
@@ -51,13 +52,22 @@ class Upkeep:
         now = datetime.now(UTC)
         async with self._engine.begin() as connection:
             due = await connection.run_sync(lambda c: Subscriptions(c).claim_heartbeats_due(now))
-            for subscription in due:
-                body = self._endpoints.bundle(
-                    subscription, "active", "heartbeat", subscription.events_since_start
-                )
-                failure = await self._endpoints.post(subscription, body)
+            bodies = [
+                self._endpoints.bundle(s, "active", "heartbeat", s.events_since_start) for s in due
+            ]
+            failures = await self._send_all(due, bodies)
+            for subscription, failure in zip(due, failures, strict=True):
                 await _settle(connection, subscription, failure, activate=False)
                 log_outcome("heartbeat", subscription, failure)
+
+    async def _send_all(
+        self, subscriptions: list[SubscriptionRow], bodies: list[dict[str, Any]]
+    ) -> list[str | None]:
+        """All at once, each bounded by the HTTP client's timeout and its attempts: one slow
+        practice's endpoint does not hold up the others' handshakes and heartbeats."""
+        return await asyncio.gather(
+            *(self._endpoints.post(s, b) for s, b in zip(subscriptions, bodies, strict=True))
+        )
 
 
 async def _settle(

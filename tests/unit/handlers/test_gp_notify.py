@@ -86,6 +86,7 @@ def gp() -> Client:
         organisation=agb,
         name="test GP system",
         token_sha256="0" * 64,
+        allow_loopback_http=True,  # its endpoint below is http on 127.0.0.1
     )
 
 
