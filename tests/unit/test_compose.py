@@ -75,3 +75,42 @@ def test_every_service_compose_names_exists_in_the_code(compose: dict[str, Any])
     infrastructure = {"kafka", "postgres", "setup"}
     for name in set(compose["services"]) - infrastructure:
         assert (REPO_ROOT / "services" / name / "__main__.py").exists(), name
+
+
+def test_the_edges_publish_on_loopback_only(compose: dict[str, Any]) -> None:
+    published = {
+        name: service["ports"]
+        for name, service in compose["services"].items()
+        if "ports" in service
+    }
+    assert set(published) == {"fhir_gateway", "social_gateway", "console"}
+    for name, ports in published.items():
+        assert all(str(port).startswith("127.0.0.1:") for port in ports), name
+
+
+def test_credentials_come_in_as_secrets_and_never_in_the_image(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        if "build" not in service:
+            continue
+        assert "brug-clients" in service["secrets"], name
+        assert service["environment"]["BRUG_CLIENTS_PATH"] == "/run/secrets/brug-clients", name
+    console = compose["services"]["console"]
+    assert console["environment"]["BRUG_OPERATORS_PATH"] == "/run/secrets/brug-operators"
+    assert console["environment"]["BRUG_SECURE_COOKIES"] == "true"
+    ignored = (REPO_ROOT / ".dockerignore").read_text().splitlines()
+    for development_only in (
+        "deploy/clients/",
+        "deploy/operators/",
+        "deploy/kafka/dev-credentials.txt",
+    ):
+        assert development_only in ignored
+
+
+def test_the_image_holds_every_package_a_service_imports() -> None:
+    copied = {
+        line.split()[1]
+        for line in (REPO_ROOT / "deploy" / "Dockerfile").read_text().splitlines()
+        if line.startswith("COPY ") and not line.startswith("COPY pyproject")
+    }
+    for package in ("contracts", "domain", "adapters", "services", "deploy"):
+        assert package in copied, f"the Dockerfile does not copy {package}/"
