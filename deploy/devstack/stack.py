@@ -41,8 +41,11 @@ SERVICES: tuple[str, ...] = (
     "console",
     "relay",
 )
-# Signing secrets of the sample directory's webhook organisations (dev only; set your own).
-DEV_WEBHOOK_SECRETS = {"BRUG_WEBHOOK_SECRET_XTRA_ZOETERMEER": "dev-webhook-secret-xtra"}
+# Signing secrets of the sample directory's webhook organisations, Standard Webhooks
+# ``whsec_<base64>`` (dev only; set your own).
+DEV_WEBHOOK_SECRETS = {
+    "BRUG_WEBHOOK_SECRET_XTRA_ZOETERMEER": "whsec_YnJ1Zy1kZXYtd2ViaG9vay1rZXkteHRyYS16b2V0ZXJtZWVy"
+}
 # Reference case systems (deploy/simulator) the dev stack runs beside the services.
 SIMULATED_ORGANISATIONS: tuple[str, ...] = ("dynamo-amsterdam", "welzijn-lelystad")
 DEV_TOKENS = DEPLOY_DIR / "clients" / "dev-tokens.txt"

@@ -1,5 +1,5 @@
 """The delivery side of webhook delivery: a loop claims due deliveries, POSTs the minimised
-referral (event + details) signed with HMAC-SHA256, and records the outcome. Failures back
+referral (event + details) signed by Standard Webhooks, and records the outcome. Failures back
 off exponentially and are parked after ``webhook_max_age_seconds`` (24 h by default) with
 a dead letter, so operators see what never arrived.
 """
@@ -23,7 +23,7 @@ from adapters.ledger.repository import Ledger
 from adapters.ledger.webhooks import Delivery, WebhookQueue
 from adapters.runtime.metrics import DEAD_LETTERED, WEBHOOK_ATTEMPTS
 from adapters.runtime.tracing import span
-from adapters.webhooks import post_signed
+from adapters.webhooks import post_signed, secret_key
 from contracts import topics
 from contracts.cloudevents import CloudEvent
 from contracts.directory import WelfareOrganisation
@@ -34,6 +34,8 @@ from services.webhook_delivery.schedule import next_attempt, should_park
 from services.webhook_delivery.settings import WebhookSettings
 
 log = structlog.get_logger(f"brug.{SERVICE}")
+# A rotated-out secret, still signed with: <webhook_secret_env>_PREVIOUS.
+PREVIOUS_SUFFIX = "_PREVIOUS"
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,11 @@ class WebhookDelivery:
             return
         body = json.dumps({"event": delivery.event, "details": details}).encode()
         attempt = await post_signed(
-            http, str(organisation.webhook_url), secret(organisation), body, delivery.event_id
+            http,
+            str(organisation.webhook_url),
+            signing_secrets(organisation),
+            body,
+            delivery.event_id,
         )
         if attempt.ok:
             WEBHOOK_ATTEMPTS.labels(service=SERVICE, outcome="delivered").inc()
@@ -171,15 +177,26 @@ def _delivered(connection: Connection, delivery: Delivery, now: datetime) -> Non
     )
 
 
-def secret(organisation: WelfareOrganisation) -> str:
-    """The organisation's signing secret, from the environment variable the directory names."""
-    value = os.environ.get(str(organisation.webhook_secret_env))
-    if not value:
-        raise RuntimeError(f"{organisation.webhook_secret_env} is not set")
-    return value
+def signing_secrets(organisation: WelfareOrganisation) -> list[str]:
+    """The organisation's signing secrets, current first: the ``whsec_`` secret in the
+    environment variable the directory names and, during a rotation, the one it replaces in
+    the same name + ``_PREVIOUS``. Each delivery is signed with both until that is unset."""
+    name = str(organisation.webhook_secret_env)
+    current = os.environ.get(name)
+    if not current:
+        raise RuntimeError(f"{name} is not set")
+    found = [(name, current)]
+    if previous := os.environ.get(f"{name}{PREVIOUS_SUFFIX}"):
+        found.append((f"{name}{PREVIOUS_SUFFIX}", previous))
+    for variable, value in found:
+        try:
+            secret_key(value)
+        except ValueError as problem:
+            raise RuntimeError(f"{variable} {problem}") from None
+    return [value for _, value in found]
 
 
 def require_secrets(organisations: Iterable[WelfareOrganisation]) -> None:
     """Refuse to run with a webhook organisation we cannot sign for."""
     for organisation in organisations:
-        secret(organisation)
+        signing_secrets(organisation)

@@ -1,24 +1,13 @@
-"""Webhook signing and the retry schedule."""
+"""The webhook retry schedule (signing: test_webhook_signing.py)."""
 
 from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta
 
-from adapters.webhooks import sign, verify
 from services.webhook_delivery.schedule import next_attempt, should_park
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
-
-
-def test_a_signature_verifies_only_for_the_same_secret_body_and_fresh_timestamp() -> None:
-    body = b'{"event": {}}'
-    signature = sign("s3cret", 1_790_000_000, body)
-    assert signature.startswith("v1=")
-    assert verify("s3cret", "1790000000", body, signature, now=1_790_000_100)
-    assert not verify("other", "1790000000", body, signature, now=1_790_000_100)
-    assert not verify("s3cret", "1790000000", body + b" ", signature, now=1_790_000_100)
-    assert not verify("s3cret", "1790000000", body, signature, now=1_790_000_000 + 301)
 
 
 def test_backoff_doubles_from_the_base_and_stops_at_the_cap() -> None:
