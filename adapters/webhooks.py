@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import httpx
 from opentelemetry.trace import SpanKind
 
+from adapters.outbound import Refused, pinned_target
 from adapters.runtime.tracing import span, trace_headers
 
 ID_HEADER = "webhook-id"
@@ -73,17 +74,29 @@ class Attempt:
 
 
 async def post_signed(
-    client: httpx.AsyncClient, url: str, secrets: Sequence[str], body: bytes, delivery_id: str
+    client: httpx.AsyncClient,
+    url: str,
+    secrets: Sequence[str],
+    body: bytes,
+    delivery_id: str,
+    *,
+    allow_loopback_http: bool = False,
 ) -> Attempt:
+    try:  # resolved and checked at every attempt, and sent to the address checked
+        target = await pinned_target(url, allow_loopback_http=allow_loopback_http)
+    except Refused as refused:
+        return Attempt(False, f"endpoint not allowed: {refused}")
     # No URL on the span: endpoints are the organisations' business, not our telemetry's.
     with span("POST webhook", kind=SpanKind.CLIENT) as current:
         headers = {
             "Content-Type": "application/json",
+            "Host": target.host_header,
             **signature_headers(secrets, delivery_id, int(time.time()), body),
             **trace_headers(),  # the receiver may continue the referral's trace
         }
+        sni = {"sni_hostname": target.sni_hostname} if target.sni_hostname else {}
         try:
-            response = await client.post(url, content=body, headers=headers)
+            response = await client.post(target.url, content=body, headers=headers, extensions=sni)
         except httpx.HTTPError as error:
             return Attempt(False, f"{type(error).__name__}")
         current.set_attribute("http.response.status_code", response.status_code)

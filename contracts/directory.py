@@ -37,7 +37,13 @@ class WelfareOrganisation(BaseModel):
     municipalities: list[str] = Field(min_length=1)
     delivery: DeliveryChannel = DeliveryChannel.KAFKA
     webhook_url: str | None = Field(
-        default=None, pattern=r"^https?://", description="Where webhook delivery POSTs."
+        default=None,
+        pattern=r"^https?://",
+        description="Where webhook delivery POSTs: https to a public address.",
+    )
+    allow_loopback_http: bool = Field(
+        default=False,
+        description="Development only: the webhook may be plain http on loopback.",
     )
     service_levels: ServiceLevels = Field(default_factory=ServiceLevels)
     webhook_secret_env: str | None = Field(
@@ -54,6 +60,15 @@ class WelfareOrganisation(BaseModel):
             raise ValueError(
                 f"{self.id}: webhook delivery needs webhook_url and webhook_secret_env"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _webhook_is_https(self) -> Self:
+        # The address rules themselves (public, resolved, pinned) apply at every send.
+        if self.webhook_url and not (
+            self.webhook_url.startswith("https://") or self.allow_loopback_http
+        ):
+            raise ValueError(f"{self.id}: webhook_url must be https")
         return self
 
     @model_validator(mode="after")

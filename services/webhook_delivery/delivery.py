@@ -95,6 +95,7 @@ class WebhookDelivery:
             signing_secrets(organisation),
             body,
             delivery.event_id,
+            allow_loopback_http=organisation.allow_loopback_http,
         )
         if attempt.ok:
             WEBHOOK_ATTEMPTS.labels(service=SERVICE, outcome="delivered").inc()

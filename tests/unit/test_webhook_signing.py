@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import time
 
@@ -10,6 +11,7 @@ import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from adapters import outbound
 from adapters.webhooks import (
     ID_HEADER,
     SIGNATURE_HEADER,
@@ -88,6 +90,20 @@ def test_during_rotation_both_the_new_and_the_old_secret_verify() -> None:
         Webhook(STRANGER).verify(BODY, headers)
 
 
+PUBLIC = ipaddress.ip_address("93.184.215.14")  # what the name "resolves" to: a value only
+
+
+@pytest.fixture
+def resolves_public(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No lookup leaves the test: every name resolves to one public address."""
+
+    async def resolve(host: str, port: int) -> list[outbound.IpAddress]:
+        return [PUBLIC]
+
+    monkeypatch.setattr(outbound, "resolve", resolve)
+
+
+@pytest.mark.usefixtures("resolves_public")
 async def test_a_post_carries_the_headers_and_retries_keep_the_webhook_id() -> None:
     seen: list[httpx.Request] = []
 
@@ -103,6 +119,8 @@ async def test_a_post_carries_the_headers_and_retries_keep_the_webhook_id() -> N
     assert (first.ok, second.ok) == (False, True)
     assert [r.headers[ID_HEADER] for r in seen] == [DELIVERY_ID, DELIVERY_ID]
     for request in seen:
+        assert request.url.host == str(PUBLIC), "sent to the address that was checked"
+        assert request.headers["Host"] == "xtra.example"
         assert request.headers[TIMESTAMP_HEADER].isdigit()
         assert "Brug-Delivery-Id" not in request.headers
         assert Webhook(CURRENT).verify(request.content, dict(request.headers)) == json.loads(BODY)
@@ -174,3 +192,31 @@ def test_the_service_refuses_to_start_without_valid_secrets(
         require_secrets([_organisation()])
     for value in (current, previous):
         assert not value or value not in str(refused.value), "the error never shows a secret"
+
+
+async def test_a_webhook_to_an_internal_address_is_refused_before_anything_is_sent() -> None:
+    def receiver(request: httpx.Request) -> httpx.Response:
+        raise AssertionError(f"a request left for {request.url}")
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(receiver)) as client:
+        for url in ("https://10.0.0.5/brug", "https://169.254.169.254/", "http://127.0.0.1:9/"):
+            attempt = await post_signed(client, url, [CURRENT], BODY, DELIVERY_ID)
+            assert not attempt.ok
+            assert attempt.detail.startswith("endpoint not allowed"), attempt.detail
+
+
+def test_the_directory_takes_only_https_webhooks_unless_loopback_http_is_allowed() -> None:
+    base = {
+        "id": "xtra-zoetermeer",
+        "name": "Xtra",
+        "municipalities": ["GM0637"],
+        "delivery": "webhook",
+        "webhook_secret_env": "BRUG_WEBHOOK_SECRET_XTRA",
+    }
+    WelfareOrganisation(**base, webhook_url="https://xtra.example/brug")
+    with pytest.raises(ValueError, match="https"):
+        WelfareOrganisation(**base, webhook_url="http://xtra.example/brug")
+    dev = WelfareOrganisation(
+        **base, webhook_url="http://127.0.0.1:8099/brug", allow_loopback_http=True
+    )
+    assert dev.allow_loopback_http
