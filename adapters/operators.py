@@ -3,6 +3,8 @@
 Passwords are stored as scrypt hashes (``brug operators hash-password``), so the file can be
 read without granting access. Two roles: an ``operator`` sees metadata and acts on what is
 stuck; a ``privacy-officer`` may also reveal a referral's details, with a reason, audited.
+The console reads the file again when it changes (``WatchedOperators``): a removed operator
+or a changed role ends that operator's sessions at their next request.
 """
 
 from __future__ import annotations
@@ -10,11 +12,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import os
 import secrets
 from enum import StrEnum
 from pathlib import Path
 
+import structlog
 from pydantic import BaseModel, ConfigDict, Field
+
+log = structlog.get_logger("brug.operators")
 
 # RFC 7914's interactive-login parameters: ~50 ms and 16 MiB per check.
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
@@ -43,8 +49,11 @@ class OperatorRegistry(BaseModel):
 
     operators: list[Operator]
 
+    def find(self, username: str) -> Operator | None:
+        return next((o for o in self.operators if o.username == username), None)
+
     def authenticate(self, username: str, password: str) -> Operator | None:
-        operator = next((o for o in self.operators if o.username == username), None)
+        operator = self.find(username)
         # Hash even for an unknown name, so timing does not reveal which names exist.
         stored = operator.password_scrypt if operator else hash_password("", salt=b"0" * 16)
         return operator if verify_password(password, stored) and operator else None
@@ -71,3 +80,39 @@ def load_operators(path: Path) -> OperatorRegistry:
         return OperatorRegistry.model_validate_json(path.read_bytes())
     except FileNotFoundError as error:
         raise RuntimeError(f"operator registry not found: {path}") from error
+
+
+class WatchedOperators:
+    """The operators file, read again whenever it changes, so removing an operator or
+    changing a role takes effect without a restart. A change that does not validate is
+    refused and logged; the last good version stays in use."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._stamp = self._file_stamp()
+        self._current = load_operators(path)
+
+    def current(self) -> OperatorRegistry:
+        stamp = self._file_stamp()
+        if stamp != self._stamp:
+            self._stamp = stamp
+            self._reload()
+        return self._current
+
+    def _reload(self) -> None:
+        try:
+            self._current = load_operators(self.path)
+        except (RuntimeError, OSError, ValueError) as error:  # ValueError: not valid
+            log.error(
+                "operators change refused; keeping the last good version",
+                error=str(error).splitlines()[0],
+            )
+            return
+        log.info("operators reloaded", operators=len(self._current.operators))
+
+    def _file_stamp(self) -> tuple[int, int, int]:
+        try:
+            stat = os.stat(self.path)
+        except FileNotFoundError:
+            return (0, 0, 0)
+        return (stat.st_mtime_ns, stat.st_size, stat.st_ino)
