@@ -253,6 +253,19 @@ operator_sessions = Table(
     Column("expires_at", DateTime(timezone=True), nullable=False),
 )
 
+# Console login attempts, the throttle's memory shared by every replica: a row per attempt,
+# kept as a failure unless the password proved right; rows older than the window are pruned.
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("username", String(64), nullable=False),
+    Column("source_address", String(64), nullable=False),
+    Column("failed_at", DateTime(timezone=True), nullable=False),
+    Index("ix_login_failures_username", "username", "failed_at"),
+    Index("ix_login_failures_source_address", "source_address", "failed_at"),
+)
+
 # Events that follow a ledger change, written in the same transaction; the relay publishes
 # them in id order (so in order per referral) and stamps them. Thin events only: no
 # personal data is ever written here.

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -30,28 +30,32 @@ from faststream.specification import AsyncAPI
 
 from adapters.database import make_async_engine, make_engine
 from adapters.ledger.timeline import format_duration
-from adapters.operators import load_operators
+from adapters.operators import WatchedOperators
 from adapters.runtime import configure_logging, instrument_http, make_broker
 from adapters.runtime.http import limit_bodies
 from adapters.runtime.service import READY_LOG_LINE, brug_version, make_asyncapi
 from services.console import SERVICE
-from services.console.auth import Forbidden, LoginThrottle, NotSignedIn, Sessions
+from services.console.auth import Forbidden, NotSignedIn, Sessions
 from services.console.charts import sparkline
 from services.console.dead_letters import dead_letter_router
 from services.console.flows import FlowsCache
 from services.console.gauges import export_gauges
 from services.console.pages import flows, health, login, referral, stuck
 from services.console.settings import ConsoleSettings
+from services.console.throttle import LoginThrottle, utc_now
 from services.console.web import Console
 
 HERE = Path(__file__).parent
 log = structlog.get_logger(f"brug.{SERVICE}")
 
 
-def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
+def create_app(
+    settings: ConsoleSettings | None = None, clock: Callable[[], datetime] = utc_now
+) -> FastAPI:
+    """``clock``: what sessions and the login throttle take as now (tests move it on)."""
     settings = settings or ConsoleSettings()
     configure_logging(SERVICE, settings.log_level, settings.log_format)
-    console = build_console(settings)
+    console = build_console(settings, clock)
     broker = make_broker(settings, service=SERVICE)
     broker.include_router(dead_letter_router(console.engine))
     app = FastAPI(title="Brug operator console", version=brug_version(), lifespan=_lifespan)
@@ -71,21 +75,34 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
     return app
 
 
-def build_console(settings: ConsoleSettings) -> Console:
+def build_console(settings: ConsoleSettings, clock: Callable[[], datetime] = utc_now) -> Console:
     """The pages' shared dependencies: the operators file is read now, so a bad one fails
-    the start; the engines connect lazily."""
+    the start (and again whenever it changes); the engines connect lazily."""
     engine = make_async_engine(settings.database_url)
+    operators = WatchedOperators(settings.operators_path)
     templates = Jinja2Templates(directory=HERE / "templates")
     templates.env.globals.update(
         sparkline=sparkline, duration=format_duration, version=brug_version()
     )
     return Console(
         settings=settings,
-        operators=load_operators(settings.operators_path),
+        operators=operators,
         engine=engine,
         sync_engine=make_engine(settings.database_url),
-        sessions=Sessions(engine, timedelta(minutes=settings.session_idle_minutes)),
-        login_throttle=LoginThrottle(),
+        sessions=Sessions(
+            engine,
+            operators,
+            idle=timedelta(minutes=settings.session_idle_minutes),
+            lifetime=timedelta(hours=settings.session_lifetime_hours),
+            clock=clock,
+        ),
+        login_throttle=LoginThrottle(
+            engine,
+            per_user=settings.login_failures_per_user,
+            per_address=settings.login_failures_per_address,
+            window=timedelta(minutes=settings.login_window_minutes),
+            clock=clock,
+        ),
         flows_cache=FlowsCache(settings.flows_cache_seconds),
         templates=templates,
     )

@@ -1,23 +1,33 @@
 """Operator sessions: a random token in an HttpOnly, SameSite=Strict cookie; only its hash is
-stored, with an idle expiry. Every form that changes something carries the session's CSRF
-token; the login form carries a double-submit token of its own."""
+stored, with an idle expiry and an absolute lifetime. Every request checks that the
+session's operator is still in the operators file with the same role; a session whose
+operator was removed or given another role ends there. Every form that changes something
+carries the session's CSRF token; the login form carries a double-submit token of its own."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
+import structlog
 from fastapi import Request
+from sqlalchemy import Connection, delete, func, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.ledger.operations import Operations
-from adapters.operators import Operator, OperatorRole
+from adapters.ledger.repository import Ledger
+from adapters.ledger.tables import operator_sessions
+from adapters.operators import Operator, OperatorRole, WatchedOperators
+from services.console import SERVICE
+from services.console.throttle import utc_now
 
 SESSION_COOKIE = "brug_console"
 LOGIN_COOKIE = "brug_console_login"
+log = structlog.get_logger(f"brug.{SERVICE}")
 
 
 @dataclass(frozen=True)
@@ -51,13 +61,24 @@ def _hash(token: str) -> str:
 
 
 class Sessions:
-    def __init__(self, engine: AsyncEngine, idle: timedelta) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        operators: WatchedOperators,
+        *,
+        idle: timedelta,
+        lifetime: timedelta,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
         self.engine = engine
+        self.operators = operators
         self.idle = idle
+        self.lifetime = lifetime
+        self.clock = clock
 
     async def open(self, operator: Operator) -> str:
         token = secrets.token_urlsafe(32)
-        now = datetime.now(UTC)
+        now = self.clock()
         async with self.engine.begin() as connection:
             await connection.run_sync(
                 lambda c: Operations(c).open_session(
@@ -66,7 +87,7 @@ class Sessions:
                     operator.role.value,
                     secrets.token_urlsafe(32),
                     at=now,
-                    expires_at=now + self.idle,
+                    expires_at=now + min(self.idle, self.lifetime),
                 )
             )
         return token
@@ -75,22 +96,58 @@ class Sessions:
         token = request.cookies.get(SESSION_COOKIE)
         if not token:
             raise NotSignedIn
-        now = datetime.now(UTC)
-        async with self.engine.begin() as connection:
-            session = await connection.run_sync(
-                lambda c: Operations(c).live_session(
-                    _hash(token), now=now, extend_to=now + self.idle
+        session_hash = _hash(token)
+        now = self.clock()
+        registry = self.operators.current()
+        ends_at = operator_sessions.c.created_at + self.lifetime
+
+        def live(connection: Connection) -> SignedIn | None:
+            row = connection.execute(
+                update(operator_sessions)
+                .where(operator_sessions.c.session_hash == session_hash)
+                .where(operator_sessions.c.expires_at > now)
+                .where(ends_at > now)
+                # Each use extends it (idle timeout), never past its lifetime.
+                .values(expires_at=func.least(now + self.idle, ends_at))
+                .returning(
+                    operator_sessions.c.username,
+                    operator_sessions.c.role,
+                    operator_sessions.c.csrf_token,
                 )
-            )
-        if session is None:
+            ).one_or_none()
+            if row is None:
+                return None
+            operator = registry.find(row.username)
+            if operator is None or operator.role.value != row.role:
+                _end_sessions(connection, row.username, operator)
+                return None
+            return SignedIn(row.username, operator.role, row.csrf_token, session_hash)
+
+        async with self.engine.begin() as connection:
+            signed_in = await connection.run_sync(live)
+        if signed_in is None:
             raise NotSignedIn
-        return SignedIn(
-            session.username, OperatorRole(session.role), session.csrf_token, _hash(token)
-        )
+        return signed_in
 
     async def close(self, signed_in: SignedIn) -> None:
         async with self.engine.begin() as connection:
             await connection.run_sync(lambda c: Operations(c).close_session(signed_in.session_hash))
+
+
+def _end_sessions(connection: Connection, username: str, operator: Operator | None) -> None:
+    """Ends every session of an operator removed from the file, or of their former role."""
+    ended = delete(operator_sessions).where(operator_sessions.c.username == username)
+    if operator is not None:
+        ended = ended.where(operator_sessions.c.role != operator.role.value)
+    connection.execute(ended)
+    why = "operator removed" if operator is None else "role changed"
+    Ledger(connection).audit(
+        actor="console",
+        action="console-session-ended",
+        referral_id=None,
+        detail={"username": username, "reason": why},
+    )
+    log.warning("console session ended", operator=username, reason=why)
 
 
 def check_csrf(signed_in: SignedIn, submitted: str) -> None:
@@ -106,28 +163,3 @@ def check_login_csrf(request: Request, submitted: str) -> None:
 
 def new_login_token() -> str:
     return secrets.token_urlsafe(24)
-
-
-class LoginThrottle:
-    """After ``limit`` failed logins for one user name within ``window`` seconds, that name is
-    refused for the rest of the window, right password or not: guessing gets slow.
-    Kept in memory: one console process; a restart forgets (a replica set would share it)."""
-
-    def __init__(self, limit: int = 5, window: float = 900.0) -> None:
-        self.limit = limit
-        self.window = window
-        self._failures: dict[str, list[float]] = {}
-
-    def blocked_for(self, username: str, now: float) -> float:
-        """Seconds until ``username`` may try again (0: now)."""
-        recent = self._recent(username, now)
-        return self.window - (now - recent[0]) if len(recent) >= self.limit else 0.0
-
-    def failed(self, username: str, now: float) -> None:
-        self._failures[username.lower()] = [*self._recent(username, now), now]
-
-    def succeeded(self, username: str) -> None:
-        self._failures.pop(username.lower(), None)
-
-    def _recent(self, username: str, now: float) -> list[float]:
-        return [at for at in self._failures.get(username.lower(), []) if now - at < self.window]

@@ -24,6 +24,24 @@ class ConsoleSettings(ServiceSettings):
     session_idle_minutes: int = Field(
         default=30, gt=0, description="A session ends after this long without a request."
     )
+    session_lifetime_hours: int = Field(
+        default=12, gt=0, description="A session ends this long after its login, in use or not."
+    )
+    login_window_minutes: int = Field(
+        default=15, gt=0, description="How long a failed login counts towards a block."
+    )
+    login_failures_per_user: int = Field(
+        default=5,
+        gt=0,
+        description="Failed logins for one user name within the window, from any address, "
+        "that block that name for the rest of the window.",
+    )
+    login_failures_per_address: int = Field(
+        default=20,
+        gt=0,
+        description="Failed logins from one source address within the window, across user "
+        "names, that block that address for the rest of the window.",
+    )
     secure_cookies: bool = Field(
         default=False, description="Mark cookies Secure; set true whenever served over TLS."
     )

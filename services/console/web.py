@@ -20,16 +20,17 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.ledger.repository import Ledger
-from adapters.operators import OperatorRegistry
-from services.console.auth import Forbidden, LoginThrottle, Sessions, SignedIn, check_csrf
+from adapters.operators import WatchedOperators
+from services.console.auth import Forbidden, Sessions, SignedIn, check_csrf
 from services.console.flows import Flows, FlowsCache, ledger_counts
 from services.console.settings import ConsoleSettings
+from services.console.throttle import LoginThrottle
 
 
 @dataclass(frozen=True)
 class Console:
     settings: ConsoleSettings
-    operators: OperatorRegistry
+    operators: WatchedOperators  # read again when the file changes
     engine: AsyncEngine
     # Replays use kafka-python and a plain engine: the same code serves `brug dlq`.
     sync_engine: Engine

@@ -22,7 +22,6 @@ from contracts.codes import ReferralStatus
 from contracts.events.deadletter import DeadLetter
 from deploy.devstack.stack import DEFAULT_DIRECTORY
 from services.console.actions import replay_refusal
-from services.console.auth import LoginThrottle
 from services.console.charts import sparkline
 from services.console.flows import describe_topic, health_from_metrics
 
@@ -150,16 +149,3 @@ def test_the_directory_is_read_again_when_it_changes_and_a_bad_change_is_refused
 
     path.write_text('{"organisations": "not a list"}')
     assert watched.current().version == "changed"  # the last good one stays
-
-
-def test_failed_logins_slow_a_user_name_down_for_the_rest_of_the_window() -> None:
-    throttle = LoginThrottle(limit=3, window=60.0)
-    for second in (0.0, 1.0, 2.0):
-        assert throttle.blocked_for("Olga", second) == 0
-        throttle.failed("olga", second)
-    assert throttle.blocked_for("OLGA", 10.0) == 50.0  # counted from the first failure
-    assert throttle.blocked_for("pim", 10.0) == 0
-    assert throttle.blocked_for("olga", 61.0) == 0  # the first failure has aged out
-    throttle.failed("olga", 61.0)
-    throttle.succeeded("olga")
-    assert throttle.blocked_for("olga", 62.0) == 0

@@ -1,10 +1,11 @@
-"""Logging in and out: a double-submit token guards the login form, five failed logins
-block a user name for a while, and a session cookie is set only for a known operator."""
+"""Logging in and out: a double-submit token guards the login form, the throttle (in the
+ledger) blocks a user name or a source address after repeated failures, and a session
+cookie is set only for a known operator."""
 
 from __future__ import annotations
 
 import asyncio
-import time
+import math
 from typing import Annotated
 from urllib.parse import quote
 
@@ -21,6 +22,7 @@ from services.console.auth import (
     check_login_csrf,
     new_login_token,
 )
+from services.console.throttle import Blocked
 from services.console.web import ConsoleDep
 
 router = APIRouter()
@@ -55,17 +57,20 @@ async def login(
     next: Annotated[str, Form()] = "/flows",
 ) -> Response:
     check_login_csrf(request, csrf)
+    registry = console.operators.current()
+    known = username if registry.find(username) else None  # else perhaps a password
     throttle = console.login_throttle
-    wait = throttle.blocked_for(username, time.monotonic())
-    if wait > 0:
-        log.warning("console login throttled")
-        raise Forbidden(f"Too many failed logins for this user; try again in {wait / 60:.0f} min.")
-    operator = await asyncio.to_thread(console.operators.authenticate, username, password)
+    attempt = await throttle.attempt(username, request.client.host if request.client else "")
+    if isinstance(attempt, Blocked):
+        log.warning("console login throttled", scope=attempt.scope, operator=known)
+        whom = "this user" if attempt.scope == "user" else "this address"
+        minutes = max(1, math.ceil(attempt.wait.total_seconds() / 60))
+        raise Forbidden(f"Too many failed logins for {whom}; try again in {minutes} min.")
+    operator = await asyncio.to_thread(registry.authenticate, username, password)
     if operator is None:
-        throttle.failed(username, time.monotonic())
-        log.warning("console login refused")
+        await throttle.failed(attempt, known)
         return RedirectResponse(f"/login?failed=1&next={quote(_local(next))}", status_code=303)
-    throttle.succeeded(username)
+    await throttle.succeeded(attempt)
     token = await console.sessions.open(operator)
     log.info("console login", operator=operator.username, role=operator.role.value)
     response = RedirectResponse(_local(next), status_code=303)

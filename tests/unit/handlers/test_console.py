@@ -5,22 +5,31 @@ that it does not answer.
 
 What is asserted: logging in (wrong password refused, the right one accepted), a page
 without a session sends to the login, a form without its CSRF token is refused, and only a
-privacy officer may reveal a referral's details."""
+privacy officer may reveal a referral's details. And the login throttle, kept in the
+ledger: a user name blocked after its failures from any address, an address blocked across
+user names, a block that a new console instance still sees, a success that clears the
+count; sessions ended by a changed operators file and by their absolute lifetime."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import uuid
-from collections.abc import Iterator
-from typing import NoReturn
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, NoReturn
 
 import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
 from kafka.errors import KafkaTimeoutError
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, delete, func, select
 
-from adapters.ledger.tables import audit_log
+from adapters.ledger.tables import audit_log, login_failures, operator_sessions
+from adapters.runtime.settings import DEPLOY_DIR
 from services.console.app import create_app
 from services.console.auth import SESSION_COOKIE
 from services.console.settings import ConsoleSettings
@@ -34,18 +43,50 @@ LELYSTAD = "GM0995"
 CSRF_FIELD = re.compile(r'name="csrf" value="([^"]+)"')
 
 
+MakeConsole = Callable[..., TestClient]
+_audit_mark = [0]  # the audit log's last id when the running test began
+
+
 @pytest.fixture
-def console(handler_database: str) -> Iterator[TestClient]:
-    """A console of its own per test: the login throttle starts afresh."""
-    settings = ConsoleSettings(
-        database_url=handler_database,
-        kafka_bootstrap_servers=f"127.0.0.1:{free_port()}",  # nothing listens there
-        console_kafka_side=False,
-    )
-    # As a context manager: the lifespan runs, and every request shares one event loop,
-    # which the engine's pooled connections belong to.
-    with TestClient(create_app(settings), follow_redirects=False) as client:
-        yield client
+def make_console(handler_database: str, ledger_engine: Engine) -> Iterator[MakeConsole]:
+    """Consoles on one ledger, each a new app instance, as replicas or a restart make them;
+    the ledger's login failures start afresh for each test. Keywords: settings, the clock,
+    and the client's source address."""
+    with ledger_engine.begin() as connection:
+        connection.execute(delete(login_failures))
+        _audit_mark[0] = connection.execute(
+            select(func.coalesce(func.max(audit_log.c.id), 0))
+        ).scalar_one()
+    kafka = f"127.0.0.1:{free_port()}"  # nothing listens there
+
+    with ExitStack() as running:
+
+        def make(
+            *,
+            address: str = "127.0.0.1",
+            clock: Callable[[], datetime] | None = None,
+            **settings: Any,
+        ) -> TestClient:
+            app = create_app(
+                ConsoleSettings(
+                    database_url=handler_database,
+                    kafka_bootstrap_servers=kafka,
+                    console_kafka_side=False,
+                    **settings,
+                ),
+                **({"clock": clock} if clock else {}),
+            )
+            # As a context manager: the lifespan runs, and every request shares one event
+            # loop, which the engine's pooled connections belong to.
+            client = TestClient(app, follow_redirects=False, client=(address, 50_000))
+            return running.enter_context(client)
+
+        yield make
+
+
+@pytest.fixture
+def console(make_console: MakeConsole) -> TestClient:
+    return make_console()
 
 
 def log_in(client: TestClient, username: str, password: str) -> Response:
@@ -163,3 +204,162 @@ def _reveals(engine: Engine, referral_id: uuid.UUID) -> list[str]:
     )
     with engine.connect() as connection:
         return list(connection.execute(query).scalars())
+
+
+def test_failed_logins_block_the_user_name_from_any_address(
+    make_console: MakeConsole, ledger_engine: Engine
+) -> None:
+    console = make_console()  # the defaults: 5 per user name, 20 per address
+    for _ in range(5):
+        assert (
+            log_in(console, "olga", "not-her-password")
+            .headers["location"]
+            .startswith("/login?failed=1")
+        )
+    elsewhere = make_console(address="127.0.0.2")
+    for client in (console, elsewhere):
+        blocked = log_in(client, "olga", PASSWORDS["olga"])
+        assert blocked.status_code == 403
+        assert "Too many failed logins for this user; try again in 15 min." in blocked.text
+        assert SESSION_COOKIE not in client.cookies
+    assert log_in(console, "pim", PASSWORDS["pim"]).status_code == 303  # another name may
+    here = {"username": "olga", "source_address": "127.0.0.1"}
+    assert _audited(ledger_engine, "console-login-failed") == [here] * 5
+    assert _audited(ledger_engine, "console-login-blocked") == [
+        {**here, "scope": "user", "minutes": 15}
+    ]
+
+
+def test_failed_logins_block_the_source_address_across_user_names(
+    make_console: MakeConsole, ledger_engine: Engine
+) -> None:
+    console = make_console(login_failures_per_address=4)
+    for username in ("olga", "pim", "nobody", "OLGA-x"):
+        assert (
+            log_in(console, username, "a-guess").headers["location"].startswith("/login?failed=1")
+        )
+    blocked = log_in(console, "pim", PASSWORDS["pim"])
+    assert blocked.status_code == 403
+    assert "Too many failed logins for this address" in blocked.text
+    elsewhere = make_console(address="127.0.0.2", login_failures_per_address=4)
+    assert log_in(elsewhere, "pim", PASSWORDS["pim"]).status_code == 303
+    # Only names of operators reach the audit trail (a typed password would be a name).
+    failed = _audited(ledger_engine, "console-login-failed")
+    assert [entry["username"] for entry in failed] == ["olga", "pim", None, None]
+    assert {entry["source_address"] for entry in failed} == {"127.0.0.1"}
+    assert _audited(ledger_engine, "console-login-blocked")[-1]["scope"] == "address"
+
+
+def test_a_block_holds_for_a_new_console_instance(make_console: MakeConsole) -> None:
+    first = make_console()
+    for _ in range(5):
+        log_in(first, "olga", "not-her-password")
+    restarted = make_console()
+    assert log_in(restarted, "olga", PASSWORDS["olga"]).status_code == 403
+
+
+def test_a_block_ends_when_the_failures_age_out_of_the_window(
+    make_console: MakeConsole,
+) -> None:
+    now = [datetime.now(UTC)]
+    console = make_console(clock=lambda: now[0])
+    for _ in range(5):
+        log_in(console, "olga", "not-her-password")
+        now[0] += timedelta(minutes=1)
+    assert "try again in 10 min." in log_in(console, "olga", PASSWORDS["olga"]).text
+    now[0] += timedelta(minutes=9, seconds=30)
+    assert "try again in 1 min." in log_in(console, "olga", PASSWORDS["olga"]).text
+    now[0] += timedelta(seconds=30)  # the first failure is 15 minutes old: out of the window
+    assert log_in(console, "olga", PASSWORDS["olga"]).status_code == 303
+
+
+def test_a_successful_login_clears_the_user_names_failures(
+    make_console: MakeConsole, ledger_engine: Engine
+) -> None:
+    console = make_console()
+    for _ in range(4):
+        log_in(console, "olga", "not-her-password")
+    assert _failures(ledger_engine, "olga") == 4
+    assert log_in(console, "olga", PASSWORDS["olga"]).status_code == 303
+    assert _failures(ledger_engine, "olga") == 0
+    console.cookies.clear()
+    for _ in range(4):  # four more would be nine without the clearing: blocked
+        log_in(console, "olga", "not-her-password")
+    assert log_in(console, "olga", PASSWORDS["olga"]).headers["location"] == "/stuck"
+
+
+def test_sessions_end_when_the_operators_role_changes_or_the_operator_is_removed(
+    make_console: MakeConsole, ledger_engine: Engine, tmp_path: Path
+) -> None:
+    path = tmp_path / "operators.json"
+    registry = json.loads((DEPLOY_DIR / "operators" / "dev.json").read_text())
+    path.write_text(json.dumps(registry))
+    console = make_console(operators_path=path)
+    signed_in(console, "pim")
+    assert console.get("/stuck").status_code == 200
+
+    for operator in registry["operators"]:
+        if operator["username"] == "pim":
+            operator["role"] = "operator"
+    path.write_text(json.dumps(registry))
+    os.utime(path, ns=(1, 1))  # a distinct stamp even on coarse file systems
+    answer = console.get("/stuck")  # the same console reads the file again
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/login?next=/stuck"
+    assert _sessions(ledger_engine, "pim") == 0
+    assert _audited(ledger_engine, "console-session-ended")[-1] == {
+        "username": "pim",
+        "reason": "role changed",
+    }
+    signed_in(console, "pim")  # a new login, in the new role
+    console.cookies.clear()
+
+    signed_in(console, "olga")
+    registry["operators"] = [o for o in registry["operators"] if o["username"] != "olga"]
+    path.write_text(json.dumps(registry))
+    os.utime(path, ns=(2, 2))
+    restarted = make_console(operators_path=path)  # a new instance reads it at its start
+    restarted.cookies.set(SESSION_COOKIE, console.cookies[SESSION_COOKIE])
+    assert restarted.get("/stuck").headers["location"] == "/login?next=/stuck"
+    assert _sessions(ledger_engine, "olga") == 0
+    assert (
+        log_in(restarted, "olga", PASSWORDS["olga"])
+        .headers["location"]
+        .startswith("/login?failed=1")
+    )
+
+
+def test_a_session_ends_after_its_lifetime_however_busy(make_console: MakeConsole) -> None:
+    now = [datetime.now(UTC)]
+    # An idle timeout longer than the lifetime: only the lifetime can end the session.
+    console = make_console(clock=lambda: now[0], session_idle_minutes=24 * 60)
+    signed_in(console, "olga")
+    now[0] += timedelta(hours=11, minutes=59)
+    assert console.get("/stuck").status_code == 200
+    now[0] += timedelta(minutes=2)  # 12 h and a minute after the login
+    answer = console.get("/stuck")
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/login?next=/stuck"
+
+
+def _audited(engine: Engine, action: str) -> list[dict[str, Any]]:
+    """The details of the audit entries of ``action`` since the test began, oldest first."""
+    query = (
+        select(audit_log.c.detail)
+        .where(audit_log.c.action == action, audit_log.c.id > _audit_mark[0])
+        .order_by(audit_log.c.id)
+    )
+    with engine.connect() as connection:
+        return list(connection.execute(query).scalars())
+
+
+def _failures(engine: Engine, username: str) -> int:
+    query = select(func.count()).where(login_failures.c.username == username)
+    with engine.connect() as connection:
+        return int(connection.execute(query).scalar_one())
+
+
+def _sessions(engine: Engine, username: str) -> int:
+    query = select(func.count()).where(operator_sessions.c.username == username)
+    with engine.connect() as connection:
+        return int(connection.execute(query).scalar_one())
