@@ -1,6 +1,9 @@
-"""Who may call Brug's HTTP edges: one bearer token per client system, configured in a file.
+"""Who may call Brug's HTTP edges: the client systems, configured in a file.
 
-Tokens are stored as SHA-256 hashes, so the file can be read without granting access.
+A client proves itself with SMART Backend Services (``adapters/smart.py``): the public keys
+of its ``jwks`` verify its assertions. A static bearer token (stored as a SHA-256 hash, so
+the file can be read without granting access) is accepted only where the dev setting
+``BRUG_ALLOW_STATIC_TOKENS`` allows it.
 A GP client acts for one practice (its AGB code); a welfare client for one organisation.
 """
 
@@ -10,8 +13,13 @@ import hashlib
 import hmac
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+_PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 
 
 class ClientKind(StrEnum):
@@ -26,11 +34,35 @@ class Client(BaseModel):
     kind: ClientKind
     organisation: str = Field(description="AGB code for a GP client, organisation id for welfare.")
     name: str
-    token_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    token_sha256: str | None = Field(
+        default=None, pattern=r"^[0-9a-f]{64}$", description="A static token (dev only)."
+    )
+    jwks: dict[str, Any] | None = Field(
+        default=None, description="Public keys that verify its SMART client assertions."
+    )
+    scopes: list[str] | None = Field(
+        default=None, description="Narrows the scopes of its kind (adapters/smart.py)."
+    )
     allow_loopback_http: bool = Field(
         default=False,
         description="Development only: its Subscription endpoints may be plain http on loopback.",
     )
+
+    @field_validator("jwks")
+    @classmethod
+    def _public_keys_only(cls, jwks: dict[str, Any] | None) -> dict[str, Any] | None:
+        if jwks is None:
+            return None
+        keys = jwks.get("keys")
+        if not isinstance(keys, list) or not keys:
+            raise ValueError("jwks needs a non-empty keys list")
+        if any(not isinstance(key, dict) or _PRIVATE_MEMBERS & key.keys() for key in keys):
+            raise ValueError("jwks may hold public keys only")
+        try:
+            KeySet.import_key_set(jwks)  # type: ignore[arg-type]
+        except (JoseError, ValueError, TypeError) as error:
+            raise ValueError(f"jwks is not a usable key set: {error}") from None
+        return jwks
 
 
 class ClientRegistry(BaseModel):
@@ -43,9 +75,12 @@ class ClientRegistry(BaseModel):
         # Compare against every entry so timing does not reveal which prefix matched.
         found = None
         for client in self.clients:
-            if hmac.compare_digest(client.token_sha256, digest):
+            if hmac.compare_digest(client.token_sha256 or "", digest):
                 found = client
         return found
+
+    def find(self, client_id: str) -> Client | None:
+        return next((c for c in self.clients if c.client_id == client_id), None)
 
 
 def hash_token(token: str) -> str:

@@ -60,6 +60,8 @@ def fuzz(database_url: str, cases: int, seed_value: int) -> tuple[dict[str, obje
             database_url=database_url,
             kafka_bootstrap_servers=f"127.0.0.1:{free_port()}",  # never used
             log_level="WARNING",
+            allow_static_tokens=True,
+            rate_limit="100000/second",  # one client, as fast as the fuzzer goes
         )
     )
     client = TestClient(app, raise_server_exceptions=False)

@@ -32,6 +32,11 @@ from deploy.devstack.postgres import PostgresCluster
 from deploy.devstack.provision import create_topics
 from deploy.devstack.stack import DEFAULT_CLIENTS, DEFAULT_DIRECTORY
 
+# The suite's clients use the registry's static tokens (a dev setting, off by default) and
+# call far faster than any one client system may; tests of either set their own.
+os.environ.setdefault("BRUG_ALLOW_STATIC_TOKENS", "true")
+os.environ.setdefault("BRUG_RATE_LIMIT", "100000/second")
+
 
 def free_port() -> int:
     with socket.socket() as probe:

@@ -9,6 +9,8 @@ from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 
 from contracts.fhir_systems import REFERRAL_FEEDBACK_TOPIC
 
+SMART_OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
+
 
 def capability_statement(base_url: str, software_version: str) -> dict[str, Any]:
     document = {
@@ -34,17 +36,28 @@ def capability_statement(base_url: str, software_version: str) -> dict[str, Any]
                     "Idempotent per X-Request-ID and per ServiceRequest.identifier."
                 ),
                 "security": {
+                    "extension": [
+                        {
+                            "url": SMART_OAUTH_URIS,
+                            "extension": [{"url": "token", "valueUri": f"{base_url}/auth/token"}],
+                        }
+                    ],
                     "service": [
                         {
                             "coding": [
                                 {
                                     "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
-                                    "code": "OAuth",
+                                    "code": "SMART-on-FHIR",
                                 }
                             ],
-                            "text": "Bearer token per GP system (see the README for dev tokens)",
+                            "text": (
+                                "SMART Backend Services: client_credentials with a "
+                                "private_key_jwt assertion (see "
+                                f"{base_url}/.well-known/smart-configuration)"
+                            ),
                         }
-                    ]
+                    ],
+                    "description": "Access tokens of at most 5 minutes with system/ scopes.",
                 },
                 "interaction": [{"code": "transaction"}],
                 "resource": [

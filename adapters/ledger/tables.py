@@ -284,3 +284,14 @@ outbox = Table(
     Index("ix_outbox_unpublished", "id", postgresql_where=text("published_at IS NULL")),
     Index("ix_outbox_published", "published_at", postgresql_where=text("published_at IS NOT NULL")),
 )
+
+# SMART client assertions already used (adapters/smart.py): a jti is refused while its
+# assertion could still be valid; expired rows are pruned at the next token request.
+client_assertions = Table(
+    "client_assertions",
+    metadata,
+    Column("client_id", String(64), primary_key=True),
+    Column("jti", String(255), primary_key=True),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Index("ix_client_assertions_expires_at", "expires_at"),
+)

@@ -66,3 +66,32 @@ class ServiceSettings(BaseSettings):
         description="Append finished spans as JSON lines to <dir>/<service>.jsonl; unset "
         "exports none (trace ids still reach logs and propagate).",
     )
+
+
+class EdgeSettings(ServiceSettings):
+    """What both HTTP edges need to know who is calling (``adapters/smart.py``) and how
+    often each client may."""
+
+    allow_static_tokens: bool = Field(
+        default=False,
+        description="Development only: also accept the registry's static bearer tokens "
+        "(full scopes of the client's kind). Off, only SMART access tokens are accepted.",
+    )
+    token_signing_key_file: Path | None = Field(
+        default=None,
+        description="PEM private key (EC P-256/P-384 or RSA) that signs and verifies access "
+        "tokens; unset: no token is issued or accepted. The dev stack uses "
+        "deploy/clients/dev-token-signing-key.pem (dev only: its private key is public).",
+    )
+    token_issuer: str = Field(
+        default="brug", description="iss and aud of the access tokens; the same on both edges."
+    )
+    rate_limit: str = Field(
+        default="200/second;6000/minute",
+        description="Requests per authenticated client (limits' notation, moving windows, "
+        "in this process's memory: each replica counts on its own).",
+    )
+    token_rate_limit: str = Field(
+        default="10/second;120/minute",
+        description="Token requests per asserted client id (or source address).",
+    )

@@ -338,6 +338,10 @@ class DevStack:
             "BRUG_DATABASE_URL": self.database_url,
             "BRUG_DIRECTORY_PATH": str(self.config.directory_path),
             "BRUG_CLIENTS_PATH": str(self.config.clients_path),
+            "BRUG_ALLOW_STATIC_TOKENS": "true",  # the dev tokens; SMART works beside them
+            "BRUG_TOKEN_SIGNING_KEY_FILE": str(
+                DEPLOY_DIR / "clients" / "dev-token-signing-key.pem"
+            ),
             "BRUG_FHIR_PORT": str(self.config.fhir_port),
             "BRUG_FHIR_BASE_URL": self.fhir_base_url,
             "BRUG_SOCIAL_PORT": str(self.config.social_port),

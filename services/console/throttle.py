@@ -7,7 +7,8 @@ names. A block lasts until enough failures have aged out of the window; attempts
 by a block are not counted, so a block never outlives the window. A successful login
 clears that user name's failures.
 
-Failed logins and the start of a block are audited (the user name only when it names an
+Failed logins (``authentication-failed``, as at the API edges, actor ``console``) and the
+start of a block (``console-login-blocked``) are audited (the user name only when it names an
 operator: a mistyped password in the name field stays out of the audit trail and the log;
 no passwords, ever). The log carries no source address."""
 
@@ -111,7 +112,7 @@ class LoginThrottle:
         def audit(connection: Connection) -> None:
             ledger = Ledger(connection)
             ledger.audit(
-                actor="console", action="console-login-failed", referral_id=None, detail=detail
+                actor="console", action="authentication-failed", referral_id=None, detail=detail
             )
             for scope in attempt.blocks:
                 ledger.audit(

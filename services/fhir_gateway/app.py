@@ -17,12 +17,15 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.clients import ClientKind, load_clients
+from adapters import smart
+from adapters.clients import ClientKind, ClientRegistry, load_clients
 from adapters.database import make_async_engine
 from adapters.directory import load_directory
 from adapters.fhir.outcomes import FhirProblem
 from adapters.postcodes import load_postcode_table
+from adapters.ratelimit import RateLimiter
 from adapters.runtime import configure_logging, instrument_http, make_broker
 from adapters.runtime.http import limit_bodies
 from adapters.runtime.service import brug_version, make_asyncapi
@@ -30,7 +33,7 @@ from contracts.mappings import wor_theme_table
 from services.fhir_gateway.edge import FhirEdge
 from services.fhir_gateway.inbound import inbound_router
 from services.fhir_gateway.reads import Reads
-from services.fhir_gateway.routes import reads, submit, withdraw
+from services.fhir_gateway.routes import auth, reads, submit, withdraw
 from services.fhir_gateway.settings import GatewaySettings
 from services.fhir_gateway.submission import SERVICE, Submissions
 from services.fhir_gateway.subscriptions import subscription_routes
@@ -61,7 +64,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             max_per_client=settings.max_subscriptions_per_client,
         )
     )
-    for routes in (reads.router, submit.router, withdraw.router):
+    for routes in (auth.router, reads.router, submit.router, withdraw.router):
         app.include_router(routes)
     # Starlette types a handler as taking any Exception; this one takes FhirProblem only.
     app.add_exception_handler(FhirProblem, _problem)  # type: ignore[arg-type]
@@ -72,9 +75,10 @@ def build_edge(settings: GatewaySettings) -> FhirEdge:
     """The handlers' shared dependencies: registries and tables read now, so a bad file
     fails the start; the engine connects lazily."""
     engine = make_async_engine(settings.database_url)
+    clients = load_clients(settings.clients_path)
     return FhirEdge(
         settings=settings,
-        clients=load_clients(settings.clients_path),
+        clients=clients,
         directory=load_directory(settings.directory_path),
         postcodes=load_postcode_table(settings.postcode_table_path),
         themes=wor_theme_table(),
@@ -84,6 +88,24 @@ def build_edge(settings: GatewaySettings) -> FhirEdge:
         ),
         reads=Reads(engine=engine, base_url=settings.fhir_base_url),
         withdrawals=Withdrawals(engine=engine),
+        authenticator=smart.authenticator(settings, clients),
+        limiter=RateLimiter(settings.rate_limit, "fhir"),
+        tokens=_token_service(settings, clients, engine),
+        token_limiter=RateLimiter(settings.token_rate_limit, "fhir-token"),
+    )
+
+
+def _token_service(
+    settings: GatewaySettings, clients: ClientRegistry, engine: AsyncEngine
+) -> smart.TokenService | None:
+    if settings.token_signing_key_file is None:
+        return None
+    return smart.TokenService(
+        clients=clients,
+        signing_key=smart.load_signing_key(settings.token_signing_key_file),
+        token_endpoint=f"{settings.fhir_base_url}/auth/token",
+        issuer=settings.token_issuer,
+        engine=engine,
     )
 
 
@@ -120,7 +142,10 @@ def _refusal(request: Request, status: int, diagnostics: str) -> Response:
 
 async def _admit(edge: FhirEdge, request: Request) -> Response | None:
     """Every request with a body is a GP system's: its token is checked before the body
-    is read (the routes check it again, and name the client)."""
+    is read (the routes reuse the answer). The token endpoint takes a form instead, and
+    limits token requests itself."""
+    if request.url.path == smart.TOKEN_PATH:
+        return None
     try:
         edge.authenticate(request)
     except FhirProblem as problem:

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from adapters.runtime import ServiceSettings
+from adapters.runtime.settings import EdgeSettings
 
 
-class GatewaySettings(ServiceSettings):
+class GatewaySettings(EdgeSettings):
     fhir_host: str = "127.0.0.1"
     fhir_port: int = 8080
     fhir_base_url: str = Field(

@@ -20,8 +20,10 @@ from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 from starlette.exceptions import HTTPException
 
+from adapters import smart
 from adapters.clients import load_clients
 from adapters.database import make_async_engine
+from adapters.ratelimit import RateLimiter
 from adapters.runtime import configure_logging, instrument_http, make_broker
 from adapters.runtime.http import limit_bodies
 from adapters.runtime.service import READY_LOG_LINE, brug_version, make_asyncapi
@@ -45,10 +47,13 @@ log = structlog.get_logger(f"brug.{SERVICE}")
 def create_app(settings: SocialGatewaySettings | None = None) -> FastAPI:
     settings = settings or SocialGatewaySettings()
     configure_logging(SERVICE, settings.log_level, settings.log_format)
+    clients = load_clients(settings.clients_path)
     edge = SocialEdge(
         settings=settings,
-        clients=load_clients(settings.clients_path),
+        clients=clients,
         engine=make_async_engine(settings.database_url),
+        authenticator=smart.authenticator(settings, clients),
+        limiter=RateLimiter(settings.rate_limit, "social"),
     )
     broker = make_broker(settings, service=SERVICE)
     app = FastAPI(title="Brug social gateway", version=brug_version(), lifespan=_lifespan)

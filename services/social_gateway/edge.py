@@ -1,6 +1,8 @@
 """What the social edge's routes share, built once by the composition root (``app.py``):
 the client registry and the ledger's engine; and the two checks every route starts with,
-who is calling and whether the referral is theirs (the aggregate decides that)."""
+who is calling (a SMART access token of a welfare client with a ``system/Referral`` scope,
+or a static dev token; within its rate limit) and whether the referral is theirs (the
+aggregate decides that)."""
 
 from __future__ import annotations
 
@@ -11,14 +13,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.clients import (
-    Client,
-    ClientKind,
-    ClientRegistry,
-    Unauthenticated,
-    authenticate_bearer,
-)
+from adapters.clients import Client, ClientKind, ClientRegistry, Unauthenticated
 from adapters.ledger.repository import ReferralRow
+from adapters.ratelimit import RateLimiter
+from adapters.smart import EdgeAuthenticator, Principal, permits
 from domain.referral import Referral
 from services.social_gateway.problems import Problem, not_found
 from services.social_gateway.settings import SocialGatewaySettings
@@ -29,17 +27,44 @@ class SocialEdge:
     settings: SocialGatewaySettings
     clients: ClientRegistry
     engine: AsyncEngine
+    authenticator: EdgeAuthenticator
+    limiter: RateLimiter
 
     def authenticate(self, request: Request) -> Client:
-        """The case system named by the bearer token, or a 401 problem."""
+        """The case system named by the bearer token: else a 401 problem; 403 when its
+        scopes do not cover the request; 429 over its rate limit. Checked once per request
+        (the body limit's admission and the route share the answer)."""
+        cached: Principal | None = request.scope.get(_PRINCIPAL)
+        if cached is not None:
+            return cached.client
         try:
-            return authenticate_bearer(
-                self.clients, request.headers.get("authorization"), ClientKind.WELFARE
+            principal = self.authenticator.principal(
+                request.headers.get("authorization"), ClientKind.WELFARE
             )
         except Unauthenticated as refused:
             raise Problem(
                 401, "Unauthorized", refused.detail, {"WWW-Authenticate": refused.challenge}
             ) from None
+        if (retry_after := self.limiter.hit(principal.client.client_id)) is not None:
+            raise Problem(
+                429,
+                "Too Many Requests",
+                f"too many requests from this client; retry after {retry_after} s",
+                {"Retry-After": str(retry_after)},
+            )
+        interaction = "r" if request.method in {"GET", "HEAD"} else "c"
+        if not permits(principal.grant, "Referral", interaction):
+            raise Problem(
+                403,
+                "Forbidden",
+                f"the access token's scopes do not include system/Referral.{interaction}",
+                {"WWW-Authenticate": 'Bearer error="insufficient_scope"'},
+            )
+        request.scope[_PRINCIPAL] = principal
+        return principal.client
+
+
+_PRINCIPAL = "brug.principal"
 
 
 def social_edge(request: Request) -> SocialEdge:

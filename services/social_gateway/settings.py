@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from adapters.runtime import ServiceSettings
+from adapters.runtime.settings import EdgeSettings
 
 
-class SocialGatewaySettings(ServiceSettings):
+class SocialGatewaySettings(EdgeSettings):
     social_host: str = "127.0.0.1"
     social_port: int = 8081
     max_body_bytes: int = Field(

@@ -224,7 +224,7 @@ def test_failed_logins_block_the_user_name_from_any_address(
         assert SESSION_COOKIE not in client.cookies
     assert log_in(console, "pim", PASSWORDS["pim"]).status_code == 303  # another name may
     here = {"username": "olga", "source_address": "127.0.0.1"}
-    assert _audited(ledger_engine, "console-login-failed") == [here] * 5
+    assert _audited(ledger_engine, "authentication-failed") == [here] * 5
     assert _audited(ledger_engine, "console-login-blocked") == [
         {**here, "scope": "user", "minutes": 15}
     ]
@@ -244,7 +244,7 @@ def test_failed_logins_block_the_source_address_across_user_names(
     elsewhere = make_console(address="127.0.0.2", login_failures_per_address=4)
     assert log_in(elsewhere, "pim", PASSWORDS["pim"]).status_code == 303
     # Only names of operators reach the audit trail (a typed password would be a name).
-    failed = _audited(ledger_engine, "console-login-failed")
+    failed = _audited(ledger_engine, "authentication-failed")
     assert [entry["username"] for entry in failed] == ["olga", "pim", None, None]
     assert {entry["source_address"] for entry in failed} == {"127.0.0.1"}
     assert _audited(ledger_engine, "console-login-blocked")[-1]["scope"] == "address"
