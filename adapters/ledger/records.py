@@ -7,11 +7,9 @@ from uuid import UUID
 
 from sqlalchemy import Connection, insert, select
 
+from adapters.ledger.audit_trail import enqueue, new_entry
 from adapters.ledger.rows import StoredResponse
-from adapters.ledger.tables import (
-    audit_log,
-    idempotency_keys,
-)
+from adapters.ledger.tables import idempotency_keys
 
 
 class Records:
@@ -44,10 +42,31 @@ class Records:
         )
 
     def audit(
-        self, *, actor: str, action: str, referral_id: UUID | None, detail: dict[str, Any]
+        self,
+        *,
+        actor: str,
+        action: str,
+        referral_id: UUID | None,
+        detail: dict[str, Any],
+        person: str | None = None,
+        purpose: str | None = None,
+        result: str | None = None,
+        patient_pseudonym: str | None = None,
     ) -> None:
-        self.connection.execute(
-            insert(audit_log).values(
-                actor=actor, action=action, referral_id=referral_id, detail=detail
-            )
+        """Queue an audit row; it is chained and inserted as this transaction commits
+        (``adapters/ledger/audit_trail.py``). ``person`` defaults to the one the caller
+        named (``X-Brug-Person``), ``purpose`` and ``result`` to the action's, and the
+        pseudonym to the referral's."""
+        enqueue(
+            self.connection,
+            new_entry(
+                actor=actor,
+                action=action,
+                referral_id=referral_id,
+                detail=detail,
+                person=person,
+                purpose=purpose,
+                result=result,
+                patient_pseudonym=patient_pseudonym,
+            ),
         )

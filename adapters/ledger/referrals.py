@@ -55,6 +55,7 @@ class Referrals:
                 created_at=new.submitted_at,
                 updated_at=new.submitted_at,
                 trace_id=new.trace_id,
+                patient_pseudonym=new.patient_pseudonym,
             )
         )
         self.connection.execute(

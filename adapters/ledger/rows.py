@@ -29,6 +29,7 @@ class NewReferral:
     details: dict[str, Any]
     retain_until: datetime
     trace_id: str | None = None
+    patient_pseudonym: str | None = None  # adapters/pseudonyms.py; never the BSN itself
 
 
 @dataclass(frozen=True)

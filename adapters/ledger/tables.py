@@ -71,6 +71,9 @@ referrals = Table(
     Column("gp_seen_version", Integer, nullable=False, server_default=text("0")),
     # The OpenTelemetry trace the referral's intake started: where engineers look next.
     Column("trace_id", String(32), nullable=True),
+    # The keyed pseudonym of the patient's BSN (adapters/pseudonyms.py), never the BSN:
+    # the audit trail copies it, so a patient's accesses can be found (brug audit report).
+    Column("patient_pseudonym", String(64), nullable=True),
     # One referral per ServiceRequest identifier per GP organisation, whatever the retries.
     UniqueConstraint(
         "requester_agb",
@@ -131,7 +134,10 @@ referral_status_history = Table(
     Index("ix_referral_status_history_referral", "referral_id", "occurred_at"),
 )
 
-# NEN 7513-style access log: who did what to which referral, when. Append-only.
+# The NEN 7513 access log (adapters/ledger/audit_trail.py): who (client, person), what,
+# when, on whom (the BSN's pseudonym), why (purpose) and the result. Insert only (a trigger
+# refuses UPDATE, DELETE and TRUNCATE, migration 0015); each row is hash-chained to the one
+# before it (seq without gaps, previous_hash, row_hash), checked by `brug audit verify`.
 audit_log = Table(
     "audit_log",
     metadata,
@@ -141,7 +147,16 @@ audit_log = Table(
     Column("action", String(64), nullable=False),
     Column("referral_id", Uuid, nullable=True),
     Column("detail", JSONB, nullable=False, server_default="{}"),
+    Column("person", String(128), nullable=True),
+    Column("patient_pseudonym", String(64), nullable=True),
+    Column("purpose", String(32), nullable=False),
+    Column("result", String(16), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("previous_hash", String(64), nullable=False),
+    Column("row_hash", String(64), nullable=False),
+    UniqueConstraint("seq", name="uq_audit_log_seq"),
     Index("ix_audit_log_referral", "referral_id", "at"),
+    Index("ix_audit_log_patient", "patient_pseudonym", "at"),
 )
 
 # Webhook deliveries: the state that lets retries survive restarts, and parks what fails.

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from adapters.kafka_security import KafkaCredentials
+from adapters.pseudonyms import DEV_PSEUDONYM_KEY
 
 DEPLOY_DIR = Path(__file__).resolve().parents[2] / "deploy"
 
@@ -65,6 +66,11 @@ class ServiceSettings(BaseSettings):
         default=None,
         description="Append finished spans as JSON lines to <dir>/<service>.jsonl; unset "
         "exports none (trace ids still reach logs and propagate).",
+    )
+    pseudonym_key: SecretStr = Field(
+        default=SecretStr(DEV_PSEUDONYM_KEY),
+        description="HMAC key of the BSN pseudonym in the audit trail (adapters/pseudonyms.py); "
+        "the default is for development only.",
     )
 
 
