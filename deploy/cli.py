@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from deploy.audit_cli import audit_cli
 from deploy.devstack.paths import default_state_dir
 from deploy.kafka_cli import kafka_cli
 
@@ -30,6 +31,7 @@ app.add_typer(dlq_cli, name="dlq")
 operators_cli = typer.Typer(help="Console operators.", no_args_is_help=True)
 app.add_typer(operators_cli, name="operators")
 app.add_typer(kafka_cli, name="kafka")
+app.add_typer(audit_cli, name="audit")
 
 StateDir = Annotated[
     Path | None,
