@@ -20,6 +20,7 @@ from faststream.specification import AsyncAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters import smart
+from adapters.audit_http import audit_requests
 from adapters.clients import ClientKind, ClientRegistry, load_clients
 from adapters.database import make_async_engine
 from adapters.directory import load_directory
@@ -54,6 +55,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.state.broker = broker
     app.state.asyncapi = fhir_asyncapi(broker)
     limit_bodies(app, settings.max_body_bytes, _refusal, admit=lambda r: _admit(edge, r))
+    audit_requests(app, edge.engine, "fhir")  # the person named; every 401 audited
     instrument_http(app, SERVICE)  # before the routes: it adds a router-wide dependency
     app.include_router(
         subscription_routes(

@@ -19,6 +19,7 @@ from sqlalchemy import Connection
 from adapters.clients import Client
 from adapters.fhir.outcomes import FhirProblem, operation_outcome
 from adapters.ledger.repository import Ledger, StoredResponse
+from adapters.pseudonyms import bsn_pseudonym
 from services.fhir_gateway.edge import FhirEdge
 from services.fhir_gateway.located import Located
 from services.fhir_gateway.submission import SERVICE, Remember, Reply
@@ -58,6 +59,7 @@ async def process_submission(
         postcodes=edge.postcodes,
         directory=edge.directory,
         themes=edge.themes,
+        pseudonymise=lambda bsn: bsn_pseudonym(bsn, edge.settings.pseudonym_key.get_secret_value()),
     )
     if intake.requester_agb != client.organisation:
         raise FhirProblem(

@@ -17,15 +17,22 @@ from services.fhir_gateway.bsn import is_valid_bsn
 from services.fhir_gateway.located import Located
 
 
-def check_bsn(patient: Located) -> None:
+def check_bsn(patient: Located) -> str | None:
+    """The patient's BSN, if it has one, checked; only its pseudonym may go further."""
+    bsn = None
     for index, identifier in enumerate(patient.resource.get("identifier") or []):
-        if identifier.get("system") == BSN and not is_valid_bsn(str(identifier.get("value", ""))):
+        if identifier.get("system") != BSN:
+            continue
+        value = str(identifier.get("value", ""))
+        if not is_valid_bsn(value):
             raise FhirProblem(
                 422,
                 "value",
                 "the BSN fails the elfproef (eleven test)",
                 f"{patient.path}.identifier[{index}].value",
             )
+        bsn = bsn or value
+    return bsn
 
 
 def person_of(patient: Located, today: date, postcodes: PostcodeTable) -> tuple[Person, str]:

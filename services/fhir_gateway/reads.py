@@ -51,6 +51,8 @@ class Reads:
         async with self.engine.connect() as connection:
             found = await connection.run_sync(_task_by_id, task_id, client.organisation)
         if found is None:
+            async with self.engine.begin() as connection:
+                await connection.run_sync(_audit_refused_task, task_id, client)
             raise FhirProblem(404, "not-found", f"Task/{task_id} is not known", "Task.id")
         resource, seen = found
         await self._record([seen], client, "read-task")
@@ -117,6 +119,18 @@ def _task_by_id(
         return None
     seen = Seen(signal.referral_id, "Communication", signal.communication_id, 1)
     return action_task_resource(signal, referral), seen
+
+
+def _audit_refused_task(connection: Connection, task_id: uuid.UUID, client: Client) -> None:
+    """A Task read refused (missing, or another practice's: both answer 404) is audited,
+    on the referral when the Task is one."""
+    row = Ledger(connection).referral_by_task(task_id)
+    Ledger(connection).audit(
+        actor=f"client:{client.client_id}",
+        action="read-task-refused",
+        referral_id=row.referral_id if row else None,
+        detail={"resource": f"Task/{task_id}", "status": 404},
+    )
 
 
 def _with_feedback(connection: Connection, row: ReferralRow) -> dict[str, Any]:

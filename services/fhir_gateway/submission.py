@@ -135,6 +135,7 @@ class Submissions:
             details=details.model_dump(mode="json"),
             retain_until=now + self.retention,
             trace_id=current_trace_id(),
+            patient_pseudonym=intake.patient_pseudonym,
         )
 
 

@@ -11,6 +11,7 @@ table maps becomes theme ``other``, nothing more.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -51,6 +52,7 @@ class Intake:
     question: str
     referrer: Referrer
     entries: list[Located]
+    patient_pseudonym: str | None = None  # the BSN's keyed pseudonym (adapters/pseudonyms.py)
 
 
 def parse_bundle(document: Any) -> list[Located]:
@@ -93,7 +95,10 @@ def read_referral(
     postcodes: PostcodeTable,
     directory: WelfareDirectory,
     themes: ThemeTable,
+    pseudonymise: Callable[[str], str] | None = None,
 ) -> Intake:
+    """``pseudonymise`` turns the BSN into the pseudonym kept on the referral; the BSN
+    itself goes no further than this function."""
     references = References(located)
     service_request = _the_service_request(references)
     sr = service_request.resource
@@ -106,7 +111,7 @@ def read_referral(
             f"{service_request.path}.subject",
         )
     _check_consent(references, patient, today)
-    check_bsn(patient)
+    bsn = check_bsn(patient)
     identifier_system, identifier_value = _service_request_identifier(service_request)
     person, municipality_code = person_of(patient, today, postcodes)
     organisation = directory.organisation_for(municipality_code)
@@ -131,6 +136,7 @@ def read_referral(
         question=_question(sr),
         referrer=_referrer(references, service_request),
         entries=located,
+        patient_pseudonym=pseudonymise(bsn) if bsn and pseudonymise else None,
     )
 
 

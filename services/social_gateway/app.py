@@ -21,6 +21,7 @@ from faststream.specification import AsyncAPI
 from starlette.exceptions import HTTPException
 
 from adapters import smart
+from adapters.audit_http import audit_requests
 from adapters.clients import load_clients
 from adapters.database import make_async_engine
 from adapters.ratelimit import RateLimiter
@@ -61,6 +62,7 @@ def create_app(settings: SocialGatewaySettings | None = None) -> FastAPI:
     app.state.broker = broker
     app.state.asyncapi = social_asyncapi(broker)
     limit_bodies(app, settings.max_body_bytes, _refusal, admit=lambda r: _admit(edge, r))
+    audit_requests(app, edge.engine, "social")  # the person named; every 401 audited
     instrument_http(app, SERVICE)  # before the routes: it adds a router-wide dependency
     app.include_router(details.router)
     app.include_router(reports.router)

@@ -63,6 +63,8 @@ async def applied_status(referral_id: str, request: Request, edge: Edge) -> Resp
     wanted = parse_referral_id(referral_id)
     async with edge.engine.begin() as connection:
         view = await connection.run_sync(_status_view, wanted, client)
+    if isinstance(view, Problem):  # raised once the refusal's audit row has committed
+        raise view
     return JSONResponse(view.model_dump(mode="json"), 200, headers=NO_STORE)
 
 
@@ -99,9 +101,19 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _status_view(connection: Connection, wanted: uuid.UUID, client: Client) -> StatusView:
+def _status_view(connection: Connection, wanted: uuid.UUID, client: Client) -> StatusView | Problem:
     ledger = Ledger(connection)
-    referral = assigned(ledger.referral(wanted), wanted, client)
+    row = ledger.referral(wanted)
+    try:
+        referral = assigned(row, wanted, client)
+    except Problem as refused:
+        ledger.audit(
+            actor=f"client:{client.client_id}",
+            action="read-status-refused",
+            referral_id=wanted if row else None,
+            detail={"status": refused.status, "organisation": client.organisation},
+        )
+        return refused
     ledger.audit(
         actor=f"client:{client.client_id}", action="read-status", referral_id=wanted, detail={}
     )
