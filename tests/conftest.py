@@ -26,7 +26,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from adapters.clients import load_clients
 from adapters.database import make_engine, migrate, sqlalchemy_url
+from adapters.kafka_acls import acl_plan, apply_acls
+from adapters.kafka_security import KafkaCredentials
 from deploy.devstack.kafka import KafkaNode
 from deploy.devstack.postgres import PostgresCluster
 from deploy.devstack.provision import create_topics
@@ -90,18 +93,28 @@ def kafka_bootstrap(infrastructure_dir: Path) -> Iterator[str]:
         with KafkaContainer("apache/kafka:4.1.1").with_kraft() as container:
             yield container.get_bootstrap_server()
     else:
-        node = KafkaNode(infrastructure_dir, free_port(), free_port())
+        # Authenticating, with the dev stack's users and ACLs: the tests themselves connect
+        # as its super user (through the environment, as every Brug client reads it), the
+        # end-to-end stack's services each as their own principal.
+        node = KafkaNode(infrastructure_dir, free_port(), free_port(), secured=True)
         node.start()
         try:
-            yield node.bootstrap_servers
+            with pytest.MonkeyPatch.context() as environment:
+                for name, value in node.admin.environment().items():
+                    environment.setenv(name, value)
+                yield node.bootstrap_servers
         finally:
             node.stop()
 
 
 @pytest.fixture(scope="session")
 def kafka_topics(kafka_bootstrap: str) -> str:
-    """The broker with every topic of the sample directory created."""
-    create_topics(kafka_bootstrap, DEFAULT_DIRECTORY, DEFAULT_CLIENTS)
+    """The broker with every topic of the sample directory created (and, where it
+    authenticates, every principal's ACLs applied)."""
+    credentials = KafkaCredentials()
+    create_topics(kafka_bootstrap, DEFAULT_DIRECTORY, DEFAULT_CLIENTS, credentials)
+    if credentials.authenticates:
+        apply_acls(kafka_bootstrap, acl_plan(load_clients(DEFAULT_CLIENTS)), credentials)
     return kafka_bootstrap
 
 

@@ -15,8 +15,9 @@ T = TypeVar("T")
 
 
 def _as(credentials: KafkaCredentials | None) -> dict[str, object]:
-    """As whom a helper connects: anonymous on the suite's shared (PLAINTEXT) broker."""
-    return credentials.kafka_python() if credentials else {}
+    """As whom a helper connects: the given principal, else the environment's (on the
+    suite's shared broker, its super user: see ``tests/conftest.py``)."""
+    return (credentials or KafkaCredentials()).kafka_python()
 
 
 def _reader(bootstrap: str, credentials: KafkaCredentials | None) -> KafkaConsumer:

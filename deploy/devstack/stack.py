@@ -74,6 +74,9 @@ class StackConfig:
     social_port: int = 8081
     console_port: int = 8082
     external_kafka: str | None = None
+    # The external broker has the dev stack's users (the test suite's): each service and
+    # simulator connects as its own principal, not as the environment's.
+    kafka_dev_users: bool = False
     external_database: str | None = None
     directory_path: Path = DEFAULT_DIRECTORY
     clients_path: Path = DEFAULT_CLIENTS
@@ -125,7 +128,7 @@ class DevStack:
     def credentials_of(self, principal: str) -> KafkaCredentials:
         """How ``principal`` (a service's, a client id) connects: its dev SCRAM user on the
         stack's own broker; on an external one, whatever the environment says."""
-        if self.config.external_kafka is None:
+        if self.config.external_kafka is None or self.config.kafka_dev_users:
             return dev_principal(principal)
         return KafkaCredentials()
 

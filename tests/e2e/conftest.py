@@ -16,6 +16,7 @@ import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from adapters.kafka_security import KafkaCredentials
 from deploy.demo import sample_bundle
 from deploy.devstack.stack import (
     DEFAULT_DIRECTORY,
@@ -119,6 +120,7 @@ def stack(
             social_port=free_port(),
             console_port=free_port(),
             external_kafka=kafka_topics,
+            kafka_dev_users=KafkaCredentials().authenticates,
             external_database=database_url,
             directory_path=directory_path,
             metrics_ports={name: free_port() for name in SERVICES},

@@ -15,6 +15,7 @@ from sqlalchemy import text
 
 from adapters.database import make_async_engine
 from adapters.kafka_admin import TopicSpec, ensure_topics
+from adapters.kafka_security import KafkaCredentials
 from adapters.outbox import Outbox, OutboxMessage
 from adapters.outbox.relay import OutboxRelay, broker_sender
 from tests.helpers import collect_by_key, records_with_key
@@ -24,7 +25,12 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 async def broker(kafka_bootstrap: str) -> AsyncIterator[KafkaBroker]:
-    broker = KafkaBroker(kafka_bootstrap, acks="all", enable_idempotence=True)
+    broker = KafkaBroker(
+        kafka_bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        security=KafkaCredentials().faststream(),
+    )
     await broker.start()
     yield broker
     await broker.stop()

@@ -23,6 +23,7 @@ from sqlalchemy import Engine, select
 from adapters.clients import Client, ClientKind
 from adapters.database import make_async_engine, make_engine
 from adapters.fhir.outcomes import FhirProblem
+from adapters.kafka_security import KafkaCredentials
 from adapters.ledger.repository import Ledger
 from adapters.ledger.tables import communications, outbox
 from adapters.outbox.relay import OutboxRelay, broker_sender
@@ -88,7 +89,12 @@ async def test_a_receipt_for_a_read_while_kafka_is_down_arrives_when_it_is_back(
         )
     assert waiting == ["nl.brug.feedback.received-by-gp.v1"], "kept, not logged and lost"
 
-    broker = KafkaBroker(kafka_topics, acks="all", enable_idempotence=True)
+    broker = KafkaBroker(
+        kafka_topics,
+        acks="all",
+        enable_idempotence=True,
+        security=KafkaCredentials().faststream(),
+    )
     await broker.start()
     relay = OutboxRelay(make_async_engine(own_database), broker_sender(broker), own_database)
     task = asyncio.create_task(relay.run_forever())  # Kafka is back
