@@ -13,11 +13,13 @@ import argparse
 import json
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 from kafka import KafkaConsumer
+from kafka.errors import KafkaError
 
 from adapters.kafka_security import KafkaCredentials
 from adapters.runtime.service import READY_LOG_LINE
@@ -49,10 +51,16 @@ def main(argv: list[str] | None = None) -> int:
     _log(READY_LOG_LINE, organisation=options.organisation)
     with httpx.Client(timeout=10.0) as http:
         while not stopping:
-            for records in consumer.poll(timeout_ms=500).values():
-                for record in records:
-                    _handle(record.value, options, http, seen)
-            consumer.commit()
+            try:
+                for records in consumer.poll(timeout_ms=500).values():
+                    for record in records:
+                        _handle(record.value, options, http, seen)
+                consumer.commit()
+            except KafkaError as error:
+                # A broker restart (authenticating again, a rebalance) is a pause, not the
+                # end: a case system keeps going, and uncommitted records come again.
+                _log("kafka unavailable; retrying", error=type(error).__name__)
+                time.sleep(1.0)
     consumer.close()
     return 0
 
