@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from adapters.kafka_security import KafkaCredentials
@@ -91,11 +91,22 @@ def ensure_topics(
     topics: Iterable[TopicSpec],
     credentials: KafkaCredentials | None = None,
 ) -> list[str]:
-    """Create the topics that do not exist yet; return the names created."""
+    """Create the topics that do not exist yet, and give the existing ones their configuration
+    (a retention shortened since they were created applies to them too); return the names
+    created."""
     admin = _admin(bootstrap_servers, credentials=credentials)
     try:
+        wanted = list(topics)
         existing = set(admin.list_topics())
-        missing = [topic for topic in topics if topic.name not in existing]
+        configured = [t for t in wanted if t.name in existing and t.config]
+        if configured:
+            admin.alter_configs(
+                [
+                    ConfigResource(ConfigResourceType.TOPIC, t.name, dict(t.config))
+                    for t in configured
+                ]
+            )
+        missing = [topic for topic in wanted if topic.name not in existing]
         if not missing:
             return []
         # Another process may create one between list and create; that is fine.

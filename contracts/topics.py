@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 ORGANISATION_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"
 
@@ -21,7 +22,7 @@ GP_REFERRALS_PATTERN = r"brug\.gp\.referrals\.[a-z0-9][a-z0-9-]*\.v1"
 
 def gp_referrals(client_id: str) -> str:
     """FHIR Bundles a GP system on the bus submits (same as POST [base]). Key: its request id.
-    Carries personal data, so it is kept one day only (see ``all_topics``)."""
+    Carries personal data, so it is kept hours only (see ``all_topics``)."""
     return f"brug.gp.referrals.{_checked(client_id)}.v1"
 
 
@@ -66,11 +67,24 @@ def _checked(organisation_id: str) -> str:
     return organisation_id
 
 
-ONE_DAY_MS = str(24 * 3600 * 1000)
+# Topics whose records carry personal data are kept briefly: a GP system's inbound Bundles
+# (BSN, diagnoses) only until the gateway has answered them, dead letters (the original
+# record) only until an operator has looked (the console keeps its own copy in the ledger).
+GP_INBOUND_RETENTION = timedelta(hours=6)
+DEAD_LETTER_RETENTION = timedelta(days=3)
+
+
+def retention(kept: timedelta) -> dict[str, str]:
+    """The topic configuration that keeps records for ``kept``."""
+    return {"retention.ms": str(int(kept.total_seconds() * 1000))}
 
 
 def all_topics(
-    organisation_ids: list[str], gp_client_ids: list[str]
+    organisation_ids: list[str],
+    gp_client_ids: list[str],
+    *,
+    gp_inbound_retention: timedelta = GP_INBOUND_RETENTION,
+    dead_letter_retention: timedelta = DEAD_LETTER_RETENTION,
 ) -> list[tuple[str, dict[str, str]]]:
     """Every topic Brug needs, with its topic configuration, for these organisations and
     GP systems."""
@@ -87,14 +101,14 @@ def all_topics(
         pair
         for client_id in gp_client_ids
         for pair in (
-            (gp_referrals(client_id), {"retention.ms": ONE_DAY_MS}),
+            (gp_referrals(client_id), retention(gp_inbound_retention)),
             (gp_outcomes(client_id), {}),
             (gp_changes(client_id), {}),
         )
     ]
     return [
         (REFERRALS_SUBMITTED, {}),
-        (DEAD_LETTER, {}),
+        (DEAD_LETTER, retention(dead_letter_retention)),
         (OVERDUE, {}),
         *per_organisation,
         *per_gp_system,

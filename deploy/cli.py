@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -120,13 +121,18 @@ def setup() -> None:
     from deploy.devstack.provision import provision
 
     settings = ServiceSettings()
-    wait_until_reachable(settings.kafka_bootstrap_servers)
+    wait_until_reachable(settings.kafka_bootstrap_servers, credentials=settings.kafka_credentials)
     typer.echo(
         provision(
             settings.kafka_bootstrap_servers,
             settings.database_url,
             settings.directory_path,
             settings.clients_path,
+            settings.kafka_credentials,
+            {
+                "gp_inbound_retention": timedelta(hours=settings.gp_inbound_retention_hours),
+                "dead_letter_retention": timedelta(days=settings.dead_letter_retention_days),
+            },
         )
     )
 

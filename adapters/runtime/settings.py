@@ -25,6 +25,9 @@ class ServiceSettings(BaseSettings):
     )
     # Who this service is to Kafka (BRUG_KAFKA_USERNAME, …; see adapters/kafka_security.py).
     kafka_credentials: KafkaCredentials = Field(default_factory=KafkaCredentials)
+    # How long topics carrying personal data keep records (applied by `brug setup`).
+    gp_inbound_retention_hours: float = Field(default=6, gt=0)
+    dead_letter_retention_days: float = Field(default=3, gt=0)
     # The dev stack's cluster (deploy/devstack/postgres.py); engines connect lazily.
     database_url: str = "postgresql+psycopg://brug:brug@127.0.0.1:15432/brug"
     log_level: str = "INFO"

@@ -3,6 +3,8 @@ topics, and (on a cluster that authenticates) the ACLs of every principal."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 
 from adapters.clients import ClientKind, load_clients
@@ -19,14 +21,16 @@ def create_topics(
     directory_path: Path,
     clients_path: Path,
     credentials: KafkaCredentials | None = None,
+    retention: Mapping[str, timedelta] | None = None,
 ) -> list[str]:
     """Create Brug's topics: per organisation from the directory, per GP system from the
-    client registry. Returns those created."""
+    client registry (``retention``: ``all_topics``' keyword arguments). Returns those
+    created."""
     organisations = [o.id for o in load_directory(directory_path).organisations]
     gp_systems = [
         c.client_id for c in load_clients(clients_path).clients if c.kind is ClientKind.GP
     ]
-    wanted = all_topics(organisations, gp_systems)
+    wanted = all_topics(organisations, gp_systems, **(retention or {}))
     specs = [TopicSpec(name, config=tuple(config.items())) for name, config in wanted]
     return ensure_topics(bootstrap_servers, specs, credentials)
 
@@ -37,13 +41,14 @@ def provision(
     directory_path: Path,
     clients_path: Path,
     credentials: KafkaCredentials | None = None,
+    retention: Mapping[str, timedelta] | None = None,
 ) -> str:
     """Migrate the database, create the topics and, when the cluster authenticates (the
     credentials are its super user's), make its ACLs the plan's; idempotent. Returns a
     one-line summary."""
     credentials = credentials or KafkaCredentials()
     revision = migrate(database_url)
-    created = create_topics(bootstrap_servers, directory_path, clients_path, credentials)
+    created = create_topics(bootstrap_servers, directory_path, clients_path, credentials, retention)
     summary = f"schema at {revision}; topics created: {', '.join(created) or 'none needed'}"
     if credentials.authenticates:
         changes = apply_acls(bootstrap_servers, acl_plan(load_clients(clients_path)), credentials)

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import ConfigResource, ConfigResourceType
 from kafka.errors import (
     GroupAuthorizationFailedError,
     KafkaError,
@@ -18,12 +19,14 @@ from kafka.errors import (
 
 from adapters.clients import load_clients
 from adapters.kafka_acls import Grant, acl_plan, apply_acls
+from adapters.kafka_admin import TopicSpec, ensure_topics
 from adapters.kafka_security import KafkaCredentials
 from contracts import topics
 from deploy.devstack.kafka import KafkaNode, dev_principal
 from deploy.devstack.provision import create_topics
 from deploy.devstack.stack import DEFAULT_CLIENTS, DEFAULT_DIRECTORY
 from tests.conftest import free_port
+from tests.helpers import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -169,3 +172,19 @@ def test_applying_the_plan_again_changes_nothing_and_removes_what_is_stale(
     again = apply_acls(broker.bootstrap_servers, plan, broker.admin)
     assert (again.added, again.removed) == ([], [])
     assert _read(broker, AS_GP_AMSTERDAM, topics.social_referrals(DYNAMO)) == []
+
+
+def test_provisioning_again_shortens_an_existing_topics_retention(broker: KafkaNode) -> None:
+    name = "brug.test.retention.v1"
+    ensure_topics(broker.bootstrap_servers, [TopicSpec(name)], broker.admin)
+    admin = KafkaAdminClient(
+        bootstrap_servers=broker.bootstrap_servers, **QUICK, **broker.admin.kafka_python()
+    )
+    try:
+        eventually(lambda: name in admin.list_topics(), "the topic is in the metadata")
+        shorter = TopicSpec(name, config=(("retention.ms", "3600000"),))
+        assert ensure_topics(broker.bootstrap_servers, [shorter], broker.admin) == []
+        described = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
+    finally:
+        admin.close()
+    assert "3600000" in str(described), described
