@@ -282,8 +282,8 @@ login_failures = Table(
 )
 
 # Events that follow a ledger change, written in the same transaction; the relay publishes
-# them in id order (so in order per referral) and stamps them. Thin events only: no
-# personal data is ever written here.
+# them in id order (so in order per referral) and stamps them. Referral events are thin;
+# the statuses a case system POSTs carry its free texts until published (see PRIVACY.md).
 outbox = Table(
     "outbox",
     metadata,
