@@ -215,26 +215,27 @@ def _allow_acls(admin: KafkaAdminClient) -> list[ACL]:
 
 
 def _acl(grant: Grant) -> ACL:
-    return ACL(
-        principal=f"User:{grant.principal}",
-        host="*",
-        operation=ACLOperation[grant.operation],
-        permission_type=ACLPermissionType.ALLOW,
-        resource_pattern=ResourcePattern(
-            ResourceType[grant.resource], grant.name, ACLResourcePatternType[grant.pattern]
-        ),
-    )
+    return ACL(**_fields(grant), resource_pattern=ResourcePattern(*_pattern(grant)))
 
 
 def _filter(grant: Grant) -> ACLFilter:
-    return ACLFilter(
-        principal=f"User:{grant.principal}",
-        host="*",
-        operation=ACLOperation[grant.operation],
-        permission_type=ACLPermissionType.ALLOW,
-        resource_pattern=ResourcePatternFilter(
-            ResourceType[grant.resource], grant.name, ACLResourcePatternType[grant.pattern]
-        ),
+    return ACLFilter(**_fields(grant), resource_pattern=ResourcePatternFilter(*_pattern(grant)))
+
+
+def _fields(grant: Grant) -> dict[str, object]:
+    return {
+        "principal": f"User:{grant.principal}",
+        "host": "*",
+        "operation": ACLOperation[grant.operation],
+        "permission_type": ACLPermissionType.ALLOW,
+    }
+
+
+def _pattern(grant: Grant) -> tuple[ResourceType, str, ACLResourcePatternType]:
+    return (
+        ResourceType[grant.resource],
+        grant.name,
+        ACLResourcePatternType[grant.pattern],
     )
 
 

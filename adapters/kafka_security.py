@@ -56,31 +56,28 @@ class KafkaCredentials(BaseSettings):
 
     def kafka_python(self) -> dict[str, Any]:
         """Keyword arguments for kafka-python's clients."""
-        if not self.authenticates:
-            return {}
-        options: dict[str, Any] = {
-            "security_protocol": self.security_protocol,
-            "sasl_mechanism": self.sasl_mechanism,
-            "sasl_plain_username": self.username,
-            "sasl_plain_password": self._password(),
-        }
-        if self.ssl_cafile:
+        options = self._sasl_options()
+        if options and self.ssl_cafile:
             options["ssl_cafile"] = str(self.ssl_cafile)
         return options
 
     def aiokafka(self) -> dict[str, Any]:
         """Keyword arguments for aiokafka's clients (the benchmarks' baselines)."""
+        options = self._sasl_options()
+        if options and self.security_protocol == "SASL_SSL":
+            options["ssl_context"] = self._ssl_context()
+        return options
+
+    def _sasl_options(self) -> dict[str, Any]:
+        """What both clients name alike (nothing for PLAINTEXT)."""
         if not self.authenticates:
             return {}
-        options: dict[str, Any] = {
+        return {
             "security_protocol": self.security_protocol,
             "sasl_mechanism": self.sasl_mechanism,
             "sasl_plain_username": self.username,
             "sasl_plain_password": self._password(),
         }
-        if self.security_protocol == "SASL_SSL":
-            options["ssl_context"] = self._ssl_context()
-        return options
 
     def faststream(self) -> BaseSecurity | None:
         """The ``security=`` of a FastStream ``KafkaBroker``."""
