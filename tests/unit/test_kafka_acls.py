@@ -7,6 +7,7 @@ from adapters.clients import ClientKind, load_clients
 from adapters.directory import load_directory
 from adapters.kafka_acls import Grant, acl_plan, service_principal
 from contracts import topics
+from deploy.devstack.paths import REPO_ROOT
 from deploy.devstack.stack import DEFAULT_CLIENTS, DEFAULT_DIRECTORY
 
 REGISTRY = load_clients(DEFAULT_CLIENTS)
@@ -78,3 +79,11 @@ def test_groups_are_the_principals_own() -> None:
     for grant in (g for g in PLAN if g.resource == "GROUP" and g.operation == "READ"):
         is_service = grant.principal.startswith("brug-")
         assert grant.name.startswith("brug-" if is_service else grant.principal), grant
+
+
+def test_the_published_plan_for_the_dev_registry_is_current() -> None:
+    """deploy/kafka/acl-plan.sample.txt is what `brug kafka acls` prints for it."""
+    published = (REPO_ROOT / "deploy" / "kafka" / "acl-plan.sample.txt").read_text().splitlines()
+    assert published == [*(f"  {grant}" for grant in PLAN), f"{len(PLAN)} ACLs in the plan"], (
+        "run `brug kafka acls > deploy/kafka/acl-plan.sample.txt`"
+    )
