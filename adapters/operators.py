@@ -12,15 +12,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import os
 import secrets
 from enum import StrEnum
 from pathlib import Path
 
-import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
-log = structlog.get_logger("brug.operators")
+from adapters.watched_file import WatchedFile
 
 # RFC 7914's interactive-login parameters: ~50 ms and 16 MiB per check.
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
@@ -82,37 +80,16 @@ def load_operators(path: Path) -> OperatorRegistry:
         raise RuntimeError(f"operator registry not found: {path}") from error
 
 
-class WatchedOperators:
+class WatchedOperators(WatchedFile[OperatorRegistry]):
     """The operators file, read again whenever it changes, so removing an operator or
-    changing a role takes effect without a restart. A change that does not validate is
-    refused and logged; the last good version stays in use."""
+    changing a role takes effect without a restart."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-        self._stamp = self._file_stamp()
-        self._current = load_operators(path)
-
-    def current(self) -> OperatorRegistry:
-        stamp = self._file_stamp()
-        if stamp != self._stamp:
-            self._stamp = stamp
-            self._reload()
-        return self._current
-
-    def _reload(self) -> None:
-        try:
-            self._current = load_operators(self.path)
-        except (RuntimeError, OSError, ValueError) as error:  # ValueError: not valid
-            log.error(
-                "operators change refused; keeping the last good version",
-                error=str(error).splitlines()[0],
-            )
-            return
-        log.info("operators reloaded", operators=len(self._current.operators))
-
-    def _file_stamp(self) -> tuple[int, int, int]:
-        try:
-            stat = os.stat(self.path)
-        except FileNotFoundError:
-            return (0, 0, 0)
-        return (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+        super().__init__(
+            path,
+            load_operators,
+            what="operators",
+            refused=(RuntimeError, OSError, ValueError),  # ValueError: not valid
+            logger="brug.operators",
+            summary=lambda registry: {"operators": len(registry.operators)},
+        )
