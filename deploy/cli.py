@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from kafka.errors import KafkaError
 
 from deploy.audit_cli import audit_cli
 from deploy.devstack.paths import default_state_dir
@@ -44,7 +45,7 @@ def main() -> None:
     """Entry point: operational failures end with one readable line, not a traceback."""
     try:
         app()
-    except (RuntimeError, TimeoutError, OSError) as error:
+    except (RuntimeError, TimeoutError, OSError, KafkaError) as error:  # Kafka unreachable
         typer.echo(f"brug: {error}", err=True)
         raise SystemExit(1) from None
 
