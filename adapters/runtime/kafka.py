@@ -17,6 +17,7 @@ from faststream.message import StreamMessage
 
 from adapters.runtime import metrics, tracing
 from adapters.runtime.deadletter import DeadLetterPolicy
+from adapters.runtime.health import readiness_for
 from adapters.runtime.logging import bind_ids
 from adapters.runtime.service import brug_version
 from adapters.runtime.settings import ServiceSettings
@@ -37,7 +38,11 @@ def make_broker(settings: ServiceSettings, *, service: str) -> KafkaBroker:
     """
     provider = tracing.configure_tracing(service, settings.trace_dir)
     metrics.start_metrics(
-        service, brug_version(), host=settings.metrics_host, port=settings.metrics_port
+        service,
+        brug_version(),
+        host=settings.metrics_host,
+        port=settings.metrics_port,
+        readiness=readiness_for(settings),
     )
     broker = KafkaBroker(
         settings.kafka_bootstrap_servers,

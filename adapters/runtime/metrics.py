@@ -15,11 +15,15 @@ import re
 import threading
 from datetime import UTC, datetime
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import structlog
 from faststream import BaseMiddleware
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
-from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer
+
+from adapters.runtime.health import Readiness, health_wsgi
 
 log = structlog.get_logger("brug.metrics")
 
@@ -86,18 +90,30 @@ _started: set[int] = set()
 _lock = threading.Lock()
 
 
-def start_metrics(service: str, version: str, *, host: str, port: int) -> None:
-    """Announce the build and serve ``/metrics`` on ``port`` (0: not served); once per port,
-    so a process that builds two brokers (tests, ``brug contracts generate``) is fine."""
+def start_metrics(
+    service: str, version: str, *, host: str, port: int, readiness: Readiness | None = None
+) -> None:
+    """Announce the build and serve ``/metrics`` (and ``/health/live``, ``/health/ready``:
+    ``adapters/runtime/health.py``) on ``port`` (0: not served); once per port, so a
+    process that builds two brokers (tests, ``brug contracts generate``) is fine."""
     BUILD_INFO.labels(service=service, version=version).set(1)
     if port <= 0:
         return
     with _lock:
         if port in _started:
             return
-        start_http_server(port, addr=host)
+        app = health_wsgi(readiness, make_wsgi_app(REGISTRY))
+        server = make_server(host, port, app, ThreadingWSGIServer, handler_class=_QuietHandler)
+        threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
         _started.add(port)
     log.info("metrics served", metrics_port=port)
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No access log on stderr: a scrape or probe every few seconds is not news."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
 
 
 def kafka_metrics_middleware(service: str) -> KafkaPrometheusMiddleware:

@@ -32,6 +32,7 @@ from adapters.database import make_async_engine, make_engine
 from adapters.ledger.timeline import format_duration
 from adapters.operators import WatchedOperators
 from adapters.runtime import configure_logging, instrument_http, make_broker
+from adapters.runtime.health import health_routes, readiness_for
 from adapters.runtime.http import limit_bodies
 from adapters.runtime.service import READY_LOG_LINE, brug_version, make_asyncapi
 from services.console import SERVICE
@@ -70,6 +71,7 @@ def create_app(
     app.add_exception_handler(NotSignedIn, _to_login)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _bad_request)  # type: ignore[arg-type]
     app.add_exception_handler(Forbidden, _forbidden)  # type: ignore[arg-type]
+    app.include_router(health_routes(readiness_for(settings, kafka=settings.console_kafka_side)))
     for pages in (login, flows, health, referral, stuck):
         app.include_router(pages.router)
     return app

@@ -28,6 +28,7 @@ from adapters.fhir.outcomes import FhirProblem
 from adapters.postcodes import load_postcode_table
 from adapters.ratelimit import RateLimiter
 from adapters.runtime import configure_logging, instrument_http, make_broker
+from adapters.runtime.health import health_routes, readiness_for
 from adapters.runtime.http import limit_bodies
 from adapters.runtime.service import brug_version, make_asyncapi
 from contracts.mappings import wor_theme_table
@@ -66,6 +67,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             max_per_client=settings.max_subscriptions_per_client,
         )
     )
+    app.include_router(health_routes(readiness_for(settings)))
     for routes in (auth.router, reads.router, submit.router, withdraw.router):
         app.include_router(routes)
     # Starlette types a handler as taking any Exception; this one takes FhirProblem only.

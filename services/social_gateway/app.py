@@ -26,6 +26,7 @@ from adapters.clients import load_clients
 from adapters.database import make_async_engine
 from adapters.ratelimit import RateLimiter
 from adapters.runtime import configure_logging, instrument_http, make_broker
+from adapters.runtime.health import health_routes, readiness_for
 from adapters.runtime.http import limit_bodies
 from adapters.runtime.service import READY_LOG_LINE, brug_version, make_asyncapi
 from contracts.cloudevents import CloudEvent
@@ -64,6 +65,7 @@ def create_app(settings: SocialGatewaySettings | None = None) -> FastAPI:
     limit_bodies(app, settings.max_body_bytes, _refusal, admit=lambda r: _admit(edge, r))
     audit_requests(app, edge.engine, "social")  # the person named; every 401 audited
     instrument_http(app, SERVICE)  # before the routes: it adds a router-wide dependency
+    app.include_router(health_routes(readiness_for(settings)))
     app.include_router(details.router)
     app.include_router(reports.router)
     # Starlette types a handler as taking any Exception; these take their own kind only.
