@@ -91,13 +91,11 @@ async def submit(http: httpx.AsyncClient, url: str) -> tuple[bytes, float, float
     accepted = time.perf_counter()
     if reply.status_code != 201:
         raise RuntimeError(f"{reply.status_code}: {reply.text[:300]}")
-    task = next(
-        e["resource"]
-        for e in reply.json()["entry"]
-        if e.get("resource", {}).get("resourceType") == "Task"
-    )
+    # The referral id is the ServiceRequest's id (its entry's response.location).
     referral_id = next(
-        i["value"] for i in task["identifier"] if i["system"] == "urn:brug:referral-id"
+        e["response"]["location"].split("/")[1]
+        for e in reply.json()["entry"]
+        if e["response"].get("location", "").startswith("ServiceRequest/")
     )
     return referral_id.encode(), sent, accepted
 

@@ -4,8 +4,8 @@ GP system and a welfare case system would use Brug:
 1. the GP system POSTs a FHIR transaction Bundle (deploy/samples/) to the FHIR gateway;
 2. the router delivers the minimised referral event on the organisation's topic;
 3. the simulated case system fetches the details with its organisation's token;
-4. the case system answers over HTTPS: received, accepted (intake scheduled), first
-   contact, completed with the outcome for the GP;
+4. the case system answers over HTTP (the dev stack is loopback only): received, accepted
+   (intake scheduled), first contact, completed with the outcome for the GP;
 5. the GP system finds its completed Task and the feedback Communication by FHIR search.
 """
 
@@ -24,7 +24,6 @@ from kafka import KafkaConsumer, TopicPartition
 
 from adapters.kafka_security import KafkaCredentials
 from contracts import topics
-from contracts.fhir_systems import REFERRAL_IDENTIFIER
 from deploy.devstack.paths import DEPLOY_DIR
 
 SAMPLE_BUNDLE = DEPLOY_DIR / "samples" / "wor-referral-bundle.json"
@@ -100,14 +99,14 @@ def run_demo(
             if reply.status_code != 201:
                 raise RuntimeError(f"the FHIR gateway answered {reply.status_code}: {reply.text}")
             accepted_ms = (time.monotonic() - started) * 1000
-            task = next(
-                e["resource"]
-                for e in reply.json()["entry"]
-                if e.get("resource", {}).get("resourceType") == "Task"
-            )
+            # The ServiceRequest's entry names the Task (response.outcome); a GP system
+            # that sent no Task of its own finds it by Task?focus=ServiceRequest/<id>.
             referral_id = next(
-                i["value"] for i in task["identifier"] if i["system"] == REFERRAL_IDENTIFIER
+                e["response"]["location"].split("/")[1]
+                for e in reply.json()["entry"]
+                if e["response"].get("location", "").startswith("ServiceRequest/")
             )
+            task = _await_task_status(http, fhir_base_url, headers, referral_id, timeout, None)
             event = json.loads(_await_key(consumer, referral_id, timeout))
             delivered_ms = (time.monotonic() - started) * 1000
             case_entry = _await_case_entry(case_file, referral_id, timeout)
@@ -155,14 +154,16 @@ def _await_task_status(
     headers: dict[str, str],
     referral_id: str,
     timeout: float,
-    status: str = "completed",
+    status: str | None = "completed",
 ) -> dict[str, Any]:
-    """The GP system polls its Task by FHIR search until the welfare side completed it."""
+    """The GP system polls its Task by FHIR search until the welfare side completed it
+    (``status`` None: in whatever status it is)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         found = http.get(
             f"{fhir_base_url}/Task",
-            params={"focus": f"ServiceRequest/{referral_id}", "status": status},
+            params={"focus": f"ServiceRequest/{referral_id}"}
+            | ({"status": status} if status else {}),
             headers=headers,
         ).json()
         if found.get("total"):
@@ -227,7 +228,7 @@ def describe(result: DemoResult) -> str:
             f"   question: {details.get('question', '').splitlines()[0] if details else ''}",
             f"4. GP system reads Task/{result.task['id']}: status {result.task['status']}, "
             f"version {result.task['meta']['versionId']}",
-            f"5. case system of {SAMPLE_ORGANISATION} answered over HTTPS: "
+            f"5. case system of {SAMPLE_ORGANISATION} answered over HTTP: "
             + " → ".join(a.get("business_status", a["status"]) for a in CASE_SYSTEM_ANSWERS),
             f"6. GP system finds Task/{result.final_task['id']} by FHIR search: "
             f"status {result.final_task['status']}, business status "

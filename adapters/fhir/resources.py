@@ -221,5 +221,23 @@ def searchset(
     }
 
 
+def task_tracking_outcome(service_request: str, task: str) -> dict[str, Any]:
+    """The informational OperationOutcome that names the Task tracking a new referral:
+    ``Bundle.entry.response.outcome`` of a transaction, the body of a plain create.
+    ``details.text`` is the Task's ``Task/<id>/_history/<version>``."""
+    return {
+        "resourceType": "OperationOutcome",
+        "issue": [
+            {
+                "severity": "information",
+                "code": "informational",
+                "details": {"text": task},
+                "diagnostics": f"referral accepted as {service_request}; tracked by {task} "
+                f"(GET Task?focus={service_request})",
+            }
+        ],
+    }
+
+
 def transaction_response(entries: list[dict[str, Any]]) -> dict[str, Any]:
     return {"resourceType": "Bundle", "type": "transaction-response", "entry": entries}

@@ -88,7 +88,9 @@ def build_edge(settings: GatewaySettings) -> FhirEdge:
         themes=wor_theme_table(),
         engine=engine,
         submissions=Submissions(
-            engine=engine, retention=timedelta(days=settings.details_retention_days)
+            engine=engine,
+            retention=timedelta(days=settings.details_retention_days),
+            base_url=settings.fhir_base_url,
         ),
         reads=Reads(engine=engine, base_url=settings.fhir_base_url),
         withdrawals=Withdrawals(engine=engine),

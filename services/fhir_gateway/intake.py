@@ -17,7 +17,7 @@ import structlog
 from sqlalchemy import Connection
 
 from adapters.clients import Client
-from adapters.fhir.outcomes import FhirProblem, operation_outcome
+from adapters.fhir.outcomes import FhirProblem
 from adapters.ledger.repository import Ledger, StoredResponse
 from adapters.pseudonyms import bsn_pseudonym
 from services.fhir_gateway.edge import FhirEdge
@@ -235,14 +235,5 @@ def _replay(stored: StoredResponse, request_hash: str) -> Reply:
 
 def _as_create(reply: Reply) -> Reply:
     """``POST [base]/ServiceRequest`` answers as a create: an OperationOutcome naming the Task."""
-    task = next(
-        e for e in reply.body["entry"] if e.get("resource", {}).get("resourceType") == "Task"
-    )
     service_request = reply.body["entry"][0]["response"]["location"]
-    outcome = operation_outcome(
-        "information",
-        "informational",
-        f"referral accepted as {service_request}; tracked by {task['response']['location']}",
-    )
-    outcome["issue"][0]["details"] = {"text": task["response"]["location"]}
-    return Reply(reply.status, outcome, location=service_request)
+    return Reply(reply.status, reply.body["entry"][0]["response"]["outcome"], service_request)

@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.clients import Client
-from adapters.fhir.resources import task_resource, transaction_response
+from adapters.fhir.resources import task_tracking_outcome, transaction_response
 from adapters.ledger.repository import Ledger, NewReferral, ReferralRow
 from adapters.outbox import Outbox, cloudevent_message
 from adapters.runtime.logging import bind_ids
@@ -48,12 +48,14 @@ class Reply:
     status: int
     body: dict[str, Any]
     location: str | None = None  # for a plain create: the Location header
+    task_location: str | None = None  # ``Task/<id>/_history/<v>``; not stored with the answer
 
 
 @dataclass
 class Submissions:
     engine: AsyncEngine
     retention: timedelta
+    base_url: str  # the FHIR base the GP system uses: response fullUrls are absolute
 
     async def submit(
         self,
@@ -77,7 +79,7 @@ class Submissions:
                 existing = await connection.run_sync(_existing, intake)
                 if existing is None:
                     raise
-                reply = shape(_reply(intake, existing, created=False))
+                reply = shape(_reply(intake, existing, self.base_url, created=False))
                 if remember:
                     await connection.run_sync(_remember, client, remember, reply)
             return reply
@@ -95,13 +97,13 @@ class Submissions:
             if existing is not None:
                 await connection.run_sync(_audit, client, "resubmitted", existing.referral_id)
                 row = existing
-                reply = shape(_reply(intake, existing, created=False))
+                reply = shape(_reply(intake, existing, self.base_url, created=False))
             else:
                 new = self._new_referral(intake, client)
                 row = _as_row(new)
                 submitted = _submitted_event(row, traceparent)
                 await connection.run_sync(_record, new, client, submitted)
-                reply = shape(_reply(intake, row, created=True))
+                reply = shape(_reply(intake, row, self.base_url, created=True))
             if remember:
                 await connection.run_sync(_remember, client, remember, reply)
         bind_ids(referral_id=row.referral_id)  # the rest of the request's log lines name it
@@ -220,32 +222,32 @@ def _audit(connection: Connection, client: Client, action: str, referral_id: uui
     )
 
 
-def _reply(intake: Intake, row: ReferralRow, *, created: bool) -> Reply:
-    """One response entry per request entry, in order, as a transaction-response requires."""
+def _reply(intake: Intake, row: ReferralRow, base_url: str, *, created: bool) -> Reply:
+    """Exactly one response entry per request entry, in order, as a transaction-response
+    requires; fullUrls are absolute. The Task is not an extra entry: the ServiceRequest's
+    entry names it in ``response.outcome``, and ``GET [base]/Task?focus=ServiceRequest/<id>``
+    finds it (for a GP system that sent no Task of its own)."""
     status = "201 Created" if created else "200 OK"
+    task = f"Task/{row.task_id}/_history/{row.version}"
     entries = []
     for item in intake.entries:
         kind = item.resource["resourceType"]
         if kind == "ServiceRequest":
-            entries.append(_entry(status, f"ServiceRequest/{row.referral_id}/_history/1"))
+            entry = _entry(status, f"ServiceRequest/{row.referral_id}", 1, base_url)
+            entry["response"]["outcome"] = task_tracking_outcome(
+                f"ServiceRequest/{row.referral_id}", task
+            )
+            entries.append(entry)
         elif kind == "Task":
-            entries.append(_entry(status, f"Task/{row.task_id}/_history/{row.version}"))
+            entries.append(_entry(status, f"Task/{row.task_id}", row.version, base_url))
         else:
             # Kept only as the minimised referral, not as a readable resource of its own.
             entries.append({"response": {"status": "200 OK"}})
-    if not any(item.resource["resourceType"] == "Task" for item in intake.entries):
-        entries.append(
-            {
-                "fullUrl": f"Task/{row.task_id}",
-                "resource": task_resource(row),
-                "response": {
-                    "status": status,
-                    "location": f"Task/{row.task_id}/_history/{row.version}",
-                },
-            }
-        )
-    return Reply(201 if created else 200, transaction_response(entries))
+    return Reply(201 if created else 200, transaction_response(entries), task_location=task)
 
 
-def _entry(status: str, location: str) -> dict[str, Any]:
-    return {"response": {"status": status, "location": location}}
+def _entry(status: str, reference: str, version: int, base_url: str) -> dict[str, Any]:
+    return {
+        "fullUrl": f"{base_url}/{reference}",
+        "response": {"status": status, "location": f"{reference}/_history/{version}"},
+    }

@@ -175,12 +175,34 @@ def without(bundle: dict[str, Any], resource_type: str) -> dict[str, Any]:
     return changed
 
 
-def task_of(reply: httpx.Response) -> dict[str, Any]:
-    return next(
-        e["resource"]
-        for e in reply.json()["entry"]
-        if e.get("resource", {}).get("resourceType") == "Task"
+def service_request_of(answer: dict[str, Any]) -> str:
+    """``ServiceRequest/<id>`` of a transaction-response (its entry's ``response.location``)."""
+    locations = (e["response"].get("location", "") for e in answer["entry"])
+    return next(loc for loc in locations if loc.startswith("ServiceRequest/")).split("/_history")[0]
+
+
+def find_task(base_url: str, authorization: str, service_request: str) -> dict[str, Any]:
+    """The Task of a referral, found as a GP system that sent no Task finds it:
+    ``GET [base]/Task?focus=ServiceRequest/<id>``."""
+    found = httpx.get(
+        f"{base_url}/Task",
+        params={"focus": service_request},
+        headers={"Authorization": authorization},
+        timeout=30.0,
     )
+    assert found.status_code == 200, found.text
+    [entry] = found.json()["entry"]
+    task: dict[str, Any] = entry["resource"]
+    return task
+
+
+def task_of(reply: httpx.Response) -> dict[str, Any]:
+    """The Task of an accepted transaction, by the ``Task?focus=`` search."""
+    assert reply.status_code in (200, 201), reply.text
+    url = str(reply.request.url)
+    base = url[: url.index("/fhir") + len("/fhir")]
+    authorization = reply.request.headers["authorization"]
+    return find_task(base, authorization, service_request_of(reply.json()))
 
 
 def referral_id_of(task: dict[str, Any]) -> str:

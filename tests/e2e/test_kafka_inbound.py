@@ -10,7 +10,14 @@ import pytest
 
 from contracts import topics
 from deploy.devstack.stack import DevStack
-from tests.e2e.conftest import new_bundle, referral_id_of, resource
+from tests.e2e.conftest import (
+    GP_AMSTERDAM,
+    find_task,
+    new_bundle,
+    referral_id_of,
+    resource,
+    service_request_of,
+)
 from tests.helpers import produce, wait_for_record
 
 pytestmark = pytest.mark.integration
@@ -33,11 +40,8 @@ def test_a_bundle_on_the_inbound_topic_becomes_a_referral_with_a_task(
     status, answer = _answer(kafka_topics, key)
     assert status == 201
     assert answer["type"] == "transaction-response"
-    task = next(
-        e["resource"]
-        for e in answer["entry"]  # type: ignore[union-attr]
-        if e.get("resource", {}).get("resourceType") == "Task"
-    )
+    service_request = service_request_of(answer)
+    task = find_task(stack.fhir_base_url, f"Bearer {GP_AMSTERDAM}", service_request)
     referral_id = referral_id_of(task)
     wait_for_record(
         kafka_topics,

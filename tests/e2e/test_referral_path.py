@@ -99,7 +99,11 @@ def test_a_referral_reaches_the_organisation_minimised_and_its_details_only_by_p
     referral_id = referral_id_of(task)
     locations = [e["response"].get("location", "") for e in reply.json()["entry"]]
     assert f"ServiceRequest/{referral_id}/_history/1" in locations
-    assert f"Task/{task['id']}/_history/1" in locations
+    assert len(reply.json()["entry"]) == len(new_bundle()["entry"]), "one per request entry"
+    tracking = [
+        e["response"]["outcome"] for e in reply.json()["entry"] if "outcome" in e["response"]
+    ]
+    assert tracking[0]["issue"][0]["details"]["text"] == f"Task/{task['id']}/_history/1"
 
     record = wait_for_record(
         kafka_topics,

@@ -75,6 +75,15 @@ def _referral_id(answer: dict[str, Any]) -> uuid.UUID:
     return uuid.UUID(_locations(answer)["ServiceRequest"].split("/")[1])
 
 
+def _task(answer: dict[str, Any]) -> str:
+    """``Task/<id>`` as the ServiceRequest's entry names it (``response.outcome``)."""
+    entry = next(
+        e for e in answer["entry"] if "ServiceRequest/" in e["response"].get("location", "")
+    )
+    [issue] = entry["response"]["outcome"]["issue"]
+    return "/".join(issue["details"]["text"].split("/")[:2])
+
+
 def test_the_sample_referral_is_accepted_and_its_event_put_in_the_outbox(
     gateway: TestClient, ledger_engine: Engine
 ) -> None:
@@ -86,7 +95,7 @@ def test_the_sample_referral_is_accepted_and_its_event_put_in_the_outbox(
     assert body["type"] == "transaction-response"
     referral_id = _referral_id(body)
     row = referral(ledger_engine, referral_id)
-    assert f"Task/{row.task_id}" == _locations(body)["Task"]
+    assert f"Task/{row.task_id}" == _task(body)
     [message] = outbox_rows(ledger_engine, referral_id)
     assert message.topic == topics.REFERRALS_SUBMITTED
     assert message.key == str(referral_id)
@@ -95,6 +104,53 @@ def test_the_sample_referral_is_accepted_and_its_event_put_in_the_outbox(
     submitted = CloudEvent[ReferralSubmitted].model_validate_json(message.value)
     assert submitted.data.referral_id == referral_id
     assert submitted.data.municipality_code == row.municipality_code
+
+
+def test_the_transaction_response_has_one_entry_per_request_entry_with_absolute_urls(
+    gateway: TestClient,
+) -> None:
+    bundle = sample_bundle()
+    kinds = [e["resource"]["resourceType"] for e in bundle["entry"]]
+    assert "Task" not in kinds, "the sample sends no Task: it learns its Task from the answer"
+
+    body = _submit(gateway, bundle).json()
+
+    assert len(body["entry"]) == len(bundle["entry"])
+    service_request = kinds.index("ServiceRequest")
+    for index, entry in enumerate(body["entry"]):
+        assert entry["response"]["status"] in ("201 Created", "200 OK")
+        assert ("location" in entry["response"]) == (index == service_request)
+        assert "resource" not in entry
+    base = "http://127.0.0.1:8080/fhir"  # GatewaySettings' default fhir_base_url
+    referral_id = _referral_id(body)
+    assert body["entry"][service_request]["fullUrl"] == f"{base}/ServiceRequest/{referral_id}"
+    headers = {"Authorization": f"Bearer {GP_TOKEN}"}
+    found = gateway.get(
+        "/fhir/Task", params={"focus": f"ServiceRequest/{referral_id}"}, headers=headers
+    ).json()
+    assert [e["fullUrl"] for e in found["entry"]] == [f"{base}/{_task(body)}"]
+
+
+def test_a_bundle_with_its_own_task_gets_the_task_entry_in_its_place(
+    gateway: TestClient, ledger_engine: Engine
+) -> None:
+    bundle = sample_bundle()
+    task = {"resourceType": "Task", "status": "requested", "intent": "order"}
+    bundle["entry"].insert(
+        0,
+        {
+            "fullUrl": f"urn:uuid:{uuid.uuid4()}",
+            "resource": task,
+            "request": {"method": "POST", "url": "Task"},
+        },
+    )
+
+    body = _submit(gateway, bundle).json()
+
+    assert len(body["entry"]) == len(bundle["entry"])
+    row = referral(ledger_engine, _referral_id(body))
+    assert body["entry"][0]["response"]["location"] == f"Task/{row.task_id}/_history/1"
+    assert body["entry"][0]["fullUrl"] == f"http://127.0.0.1:8080/fhir/Task/{row.task_id}"
 
 
 def test_a_resubmission_answers_200_with_the_same_task(
@@ -107,7 +163,7 @@ def test_a_resubmission_answers_200_with_the_same_task(
     again = _submit(gateway, bundle)
 
     assert again.status_code == 200, again.text
-    assert _locations(again.json())["Task"] == _locations(first.json())["Task"]
+    assert _task(again.json()) == _task(first.json())
     referral_id = _referral_id(first.json())
     assert len(outbox_rows(ledger_engine, referral_id)) == 1, "one referral, one event"
 
@@ -144,7 +200,7 @@ def test_withdrawing_a_routed_referral_puts_one_withdrawal_in_the_outbox(
     referral_id = _referral_id(accepted.json())
     with ledger_engine.begin() as connection:  # as the router leaves it
         Ledger(connection).assign(referral_id, SAMPLE_ORGANISATION, at=datetime.now(UTC))
-    task = _locations(accepted.json())["Task"]
+    task = _task(accepted.json())
     patch = [{"op": "replace", "path": "/status", "value": "cancelled"}]
     headers = {"Authorization": f"Bearer {GP_TOKEN}", "Content-Type": "application/json-patch+json"}
 
