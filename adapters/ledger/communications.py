@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from sqlalchemy import Connection, insert, select, update
 
+from adapters.ledger.gp_changes import announce_change
 from adapters.ledger.rows import CommunicationRow, Receipt, communication_row
 from adapters.ledger.tables import (
     communications,
@@ -44,7 +45,30 @@ class Communications:
                 action_task_id=row.action_task_id,
             )
         )
+        self._announce_communication(row)
         return True
+
+    def _announce_communication(self, row: CommunicationRow) -> None:
+        """The Communication, and the Task it asks the practice to do (its version 1)."""
+        referral = self.connection.execute(
+            select(referrals.c.client_id, referrals.c.task_id).where(
+                referrals.c.referral_id == row.referral_id
+            )
+        ).one()
+        made: list[tuple[Literal["Task", "Communication"], UUID, int]] = [
+            ("Communication", row.communication_id, 1)
+        ]
+        if row.action_task_id is not None:
+            made.append(("Task", row.action_task_id, 1))
+        for resource in made:
+            announce_change(
+                self.connection,
+                referral_id=row.referral_id,
+                client_id=referral.client_id,
+                task_id=referral.task_id,
+                resource=resource,
+                at=row.sent_at,
+            )
 
     def communications(self, condition: Any) -> list[CommunicationRow]:
         rows = self.connection.execute(

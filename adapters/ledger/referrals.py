@@ -9,7 +9,15 @@ from uuid import UUID
 
 from sqlalchemy import Connection, delete, insert, select, update
 
-from adapters.ledger.rows import Assignment, DueTimer, NewReferral, ReferralRow, referral_row
+from adapters.ledger.gp_changes import announce_change
+from adapters.ledger.rows import (
+    Assignment,
+    DueTimer,
+    NewReferral,
+    ReferralRow,
+    StatusChange,
+    referral_row,
+)
 from adapters.ledger.tables import (
     referral_details,
     referral_status_history,
@@ -149,10 +157,14 @@ class Referrals:
         }
         if organisation_id is not None:
             values["organisation_id"] = organisation_id
-        self.connection.execute(
-            update(referrals).where(referrals.c.referral_id == referral_id).values(**values)
-        )
+        changed = self.connection.execute(
+            update(referrals)
+            .where(referrals.c.referral_id == referral_id)
+            .values(**values)
+            .returning(referrals.c.client_id, referrals.c.task_id, referrals.c.version)
+        ).one()
         self._append_history(referral_id, status, source, at)
+        self._announce_task_version(referral_id, changed, at)
 
     def record_welfare_status(
         self,
@@ -228,9 +240,12 @@ class Referrals:
             update(referrals)
             .where((referrals.c.referral_id == referral_id) & referrals.c[column].is_(None))
             .values({column: at, "version": referrals.c.version + 1, "updated_at": at})
-            .returning(referrals.c.referral_id)
+            .returning(referrals.c.client_id, referrals.c.task_id, referrals.c.version)
         ).first()
-        return marked is not None
+        if marked is None:
+            return False
+        self._announce_task_version(referral_id, marked, at)
+        return True
 
     def details(self, referral_id: UUID) -> dict[str, Any] | None:
         return self.connection.execute(
@@ -244,9 +259,28 @@ class Referrals:
         )
         return result.rowcount or 0
 
+    def history(self, referral_id: UUID) -> list[StatusChange]:
+        """The Task's statuses in the order they were reached."""
+        rows = self.connection.execute(
+            select(referral_status_history)
+            .where(referral_status_history.c.referral_id == referral_id)
+            .order_by(referral_status_history.c.occurred_at, referral_status_history.c.id)
+        )
+        return [StatusChange(ReferralStatus(r.status), r.source, r.occurred_at) for r in rows]
+
     def _one(self, condition: Any) -> ReferralRow | None:
         row = self.connection.execute(select(referrals).where(condition)).one_or_none()
         return None if row is None else referral_row(row)
+
+    def _announce_task_version(self, referral_id: UUID, changed: Any, at: datetime) -> None:
+        announce_change(
+            self.connection,
+            referral_id=referral_id,
+            client_id=changed.client_id,
+            task_id=changed.task_id,
+            resource=("Task", changed.task_id, changed.version),
+            at=at,
+        )
 
     def _append_history(
         self, referral_id: UUID, status: ReferralStatus, source: str, at: datetime

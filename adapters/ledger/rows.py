@@ -59,7 +59,6 @@ class ReferralRow:
     contact_due_at: datetime | None = None
     received_overdue_at: datetime | None = None
     contact_overdue_at: datetime | None = None
-    changes_published_version: int = 0
     reported_status: str | None = None
     reported_sequence: int = 0
 
@@ -81,19 +80,6 @@ class CommunicationRow:
     sent_at: datetime
     action_task_id: UUID | None = None
     published: bool = False
-
-
-@dataclass(frozen=True)
-class Announcement:
-    """One id-only notice owed to a GP system: a Task version or a Communication."""
-
-    referral_id: UUID
-    client_id: str
-    task_id: UUID
-    resource_type: str  # Task | Communication
-    resource_id: UUID
-    version: int
-    changed_at: datetime
 
 
 @dataclass(frozen=True)
@@ -175,7 +161,6 @@ def referral_row(row: Any) -> ReferralRow:
         contact_due_at=row.contact_due_at,
         received_overdue_at=row.received_overdue_at,
         contact_overdue_at=row.contact_overdue_at,
-        changes_published_version=row.changes_published_version,
         reported_status=row.reported_status,
         reported_sequence=row.reported_sequence,
     )

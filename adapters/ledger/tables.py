@@ -23,9 +23,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
-# A referral whose Task changed since it was last announced to the GP system.
-UNANNOUNCED_TASK = "version > changes_published_version AND version > 1"
-
 metadata = MetaData()
 
 referrals = Table(
@@ -66,8 +63,7 @@ referrals = Table(
     Column("contact_due_at", DateTime(timezone=True), nullable=True),
     Column("received_overdue_at", DateTime(timezone=True), nullable=True),
     Column("contact_overdue_at", DateTime(timezone=True), nullable=True),
-    # The last Task version announced on brug.gp.changes, and the last the GP system read.
-    Column("changes_published_version", Integer, nullable=False, server_default=text("0")),
+    # The last Task version the GP system read (its notices are in the outbox).
     Column("gp_seen_version", Integer, nullable=False, server_default=text("0")),
     # The OpenTelemetry trace the referral's intake started: where engineers look next.
     Column("trace_id", String(32), nullable=True),
@@ -82,12 +78,6 @@ referrals = Table(
         name="uq_referrals_service_request",
     ),
     Index("ix_referrals_requester_updated", "requester_agb", "updated_at"),
-    # The outbox of Task changes still to announce (version 1 is the GP's own creation).
-    Index(
-        "ix_referrals_unannounced",
-        "updated_at",
-        postgresql_where=text(UNANNOUNCED_TASK),
-    ),
 )
 
 # The personal details, apart, so that erasure and retention touch one table only.
@@ -200,15 +190,13 @@ communications = Table(
     # A signal that asks the GP to act also shows as a Task with this id.
     Column("action_task_id", Uuid, nullable=True, unique=True),
     Column("sent_at", DateTime(timezone=True), nullable=False),
+    # When Kafka acknowledged its notice to the GP system (the relay stamps it).
     Column("published_at", DateTime(timezone=True), nullable=True),
     # The receipt: when and how (pull | push) the GP system first had it.
     Column("gp_received_at", DateTime(timezone=True), nullable=True),
     Column("gp_received_channel", String(8), nullable=True),
     UniqueConstraint("referral_id", "signal_id", name="uq_communications_referral_signal"),
     Index("ix_communications_referral", "referral_id", "sent_at"),
-    Index(
-        "ix_communications_unpublished", "sent_at", postgresql_where=text("published_at IS NULL")
-    ),
 )
 
 # FHIR R4 Subscriptions (Subscriptions Backport IG) of GP systems: rest-hook, id-only.

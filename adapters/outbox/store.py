@@ -16,10 +16,10 @@ from uuid import UUID
 
 from sqlalchemy import Connection, delete, insert, select, text, update
 
-from adapters.ledger.tables import outbox, referrals
+from adapters.ledger.tables import communications, outbox, referrals
 from adapters.runtime.tracing import current_traceparent
 from contracts.cloudevents import CloudEvent
-from contracts.events import ReferralCreated, ReferralSubmitted
+from contracts.events import GpResourceChanged, ReferralCreated, ReferralSubmitted
 
 NOTIFY_CHANNEL = "brug_outbox"
 CLOUDEVENTS_JSON = "application/cloudevents+json"
@@ -76,6 +76,15 @@ def cloudevent_message(
         referral_id=referral_id,
         headers=all_headers,
     )
+
+
+def _communication_announced(message: PendingMessage) -> UUID | None:
+    """The Communication whose notice this is, if it is one (the timeline shows when the
+    GP system could know of it)."""
+    if message.event_type != GpResourceChanged.EVENT_TYPE:
+        return None
+    notice = CloudEvent[GpResourceChanged].model_validate_json(message.value).data
+    return notice.resource_id if notice.resource_type == "Communication" else None
 
 
 class Outbox:
@@ -147,6 +156,15 @@ class Outbox:
                     .where(referrals.c.referral_id.in_(stamped) & column.is_(None))
                     .values({column.key: at})
                 )
+        if told := [i for m in published if (i := _communication_announced(m)) is not None]:
+            self.connection.execute(
+                update(communications)
+                .where(
+                    communications.c.communication_id.in_(told)
+                    & communications.c.published_at.is_(None)
+                )
+                .values(published_at=at)
+            )
 
     def purge_published(self, before: datetime) -> int:
         """Published rows are kept a while for operators, then deleted."""

@@ -1,6 +1,6 @@
 """Composition root of the feedback service: the ledger's engine, the broker, the handler of
-the organisations' status topics (``handlers.py``), the announcement loop
-(``announcements.py``) and the timer loop (``timers.py``).
+the organisations' status topics (``handlers.py``) and the timer loop (``timers.py``). What
+GP systems are told of a change is queued by the ledger with the change; the relay sends it.
 
 Nothing is read or connected at import: ``create_app`` reads the directory (one status
 topic per organisation), the engine connects on first use and the broker on start.
@@ -19,8 +19,7 @@ from adapters.directory import load_directory
 from adapters.runtime import configure_logging, make_app, make_broker
 from adapters.runtime.service import run_in_background
 from services.feedback import SERVICE
-from services.feedback.announcements import Announcer, gp_changes_publisher
-from services.feedback.handlers import CaseSystems, case_system_router
+from services.feedback.handlers import CaseSystems, case_system_router, declare_gp_changes
 from services.feedback.settings import FeedbackSettings
 from services.feedback.timers import TimerWatch, declare_overdue
 
@@ -32,7 +31,6 @@ class Feedback:
     app: FastStream
     broker: KafkaBroker
     engine: AsyncEngine
-    announcer: Announcer
     timers: TimerWatch
 
 
@@ -42,14 +40,12 @@ def wire(settings: FeedbackSettings | None = None) -> Feedback:
     directory = load_directory(settings.directory_path)
     engine = make_async_engine(settings.database_url)
     broker = make_broker(settings, service=SERVICE)
-    announcer = Announcer(
-        engine, gp_changes_publisher(broker), poll_seconds=settings.announce_poll_seconds
-    )
     declare_overdue(broker)
-    timers = TimerWatch(engine, poll_seconds=settings.timer_poll_seconds, changed=announcer.wake)
+    declare_gp_changes(broker)
+    timers = TimerWatch(engine, poll_seconds=settings.timer_poll_seconds)
     broker.include_router(
         case_system_router(
-            CaseSystems(engine=engine, wake=announcer.wake),
+            CaseSystems(engine=engine),
             (organisation.id for organisation in directory.organisations),
             workers=settings.feedback_workers,
         )
@@ -60,13 +56,13 @@ def wire(settings: FeedbackSettings | None = None) -> Feedback:
         description="Applies welfare status events and signals to referrals under the state "
         "machine, tells GP systems what changed, and watches the service-level timers.",
     )
-    run_in_background(app, timers.run_forever, announcer.run_forever)
+    run_in_background(app, timers.run_forever)
 
     @app.after_shutdown
     async def _close_database() -> None:
         await engine.dispose()
 
-    return Feedback(app, broker, engine, announcer, timers)
+    return Feedback(app, broker, engine, timers)
 
 
 def create_app(settings: FeedbackSettings | None = None) -> FastStream:

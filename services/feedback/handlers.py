@@ -4,19 +4,19 @@ Communications), or a problem event on ``brug.social.problems.<org>.v1``.
 The topic names the sender (Kafka ACLs let only that organisation write it); the event
 must name the same organisation, and the referral must be assigned to it. What the state
 machine (``domain/status_machine.py``) does not allow is not applied: the sender is told
-why. Repeats are ignored. The handler only commits; the announcement loop tells GP systems
-(``wake``).
+why. Repeats are ignored. The handler only commits: the ledger queues the GP system's change
+notice with the change, and the relay publishes it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from faststream.kafka import KafkaMessage, KafkaRouter
+from faststream.kafka import KafkaBroker, KafkaMessage, KafkaRouter
 from faststream.kafka.publisher import DefaultPublisher
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -25,6 +25,7 @@ from adapters.runtime.kafka import NEW_GROUP_STARTS_AT, consumer_group
 from adapters.runtime.metrics import observe_end_to_end
 from contracts import topics
 from contracts.cloudevents import CloudEvent
+from contracts.events.gp import GpResourceChanged
 from contracts.events.status import ReferralStatusProblem, ReferralStatusReported, SignalRaised
 from domain.status_machine import Verdict
 from services.feedback import CLOUDEVENTS_JSON, SERVICE
@@ -40,7 +41,18 @@ class CaseSystems:
     """What the handler needs, wired by the composition root."""
 
     engine: AsyncEngine
-    wake: Callable[[], None]  # something changed that GP systems should hear of
+
+
+def declare_gp_changes(broker: KafkaBroker) -> None:
+    """Declared for the AsyncAPI document: the changes this service makes are announced
+    there (the ledger queues each notice with its change; the relay publishes it)."""
+    broker.publisher(
+        "brug.gp.changes.{client_id}.v1",
+        title="brug.gp.changes.{client_id}.v1",
+        description="Id-only: one of the GP system's Tasks or Communications changed. "
+        "Key: referral id.",
+        schema=CloudEvent[GpResourceChanged],
+    )
 
 
 def case_system_router(
@@ -79,10 +91,8 @@ async def handle(
     verdict = await _apply(case_systems.engine, sender, event)
     if verdict.problem is not None:
         await _answer_problem(problems, sender, event, verdict)
-    if verdict.apply:
-        case_systems.wake()
-        if isinstance(event.data, ReferralStatusReported):  # reported → the GP's Task moved
-            observe_end_to_end(SERVICE, "status-applied", event.time)
+    if verdict.apply and isinstance(event.data, ReferralStatusReported):  # the Task moved
+        observe_end_to_end(SERVICE, "status-applied", event.time)
     log.info(
         "event applied" if verdict.apply else "event not applied",
         referral_id=str(event.data.referral_id),

@@ -9,12 +9,6 @@ class FeedbackSettings(ServiceSettings):
     timer_poll_seconds: float = Field(
         default=30.0, gt=0, description="How often the service-level timers are checked."
     )
-    announce_poll_seconds: float = Field(
-        default=1.0,
-        gt=0,
-        description="How often changes made elsewhere (the GP's withdrawal) are looked for; "
-        "this service's own changes are announced at once.",
-    )
     feedback_workers: int = Field(
         default=3, ge=1, description="Consumers per status topic; useful up to its partitions."
     )

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 import structlog
@@ -43,12 +42,9 @@ def declare_overdue(broker: KafkaBroker) -> None:
 class TimerWatch:
     """Raises the timers that ran out; ``run_forever`` is the loop."""
 
-    def __init__(
-        self, engine: AsyncEngine, *, poll_seconds: float, changed: Callable[[], None]
-    ) -> None:
+    def __init__(self, engine: AsyncEngine, *, poll_seconds: float) -> None:
         self._engine = engine
         self._poll_seconds = poll_seconds
-        self._changed = changed
 
     async def run_forever(self) -> None:
         while True:
@@ -71,7 +67,6 @@ class TimerWatch:
             if not stamped:
                 continue
             raised += 1
-            self._changed()  # the Task shows the missed service level: a new version
             log.warning(
                 "service level missed", referral_id=str(timer.referral_id), timer=timer.timer
             )

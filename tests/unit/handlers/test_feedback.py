@@ -24,7 +24,7 @@ from adapters.ledger.tables import communications, referrals
 from contracts import topics
 from contracts.cloudevents import CloudEvent
 from contracts.codes import ReferralStatus
-from contracts.events import ReferralOverdue
+from contracts.events import GpResourceChanged, ReferralOverdue
 from contracts.events.status import (
     CompletionOutcome,
     ReferralStatusProblem,
@@ -157,20 +157,25 @@ async def test_an_overdue_timer_is_written_to_the_outbox_once_however_many_round
             .values(routed_event_published_at=past)
         )
 
+    already = len(outbox_rows(ledger_engine, row.referral_id))
     # Two replicas' rounds at once, then another round later.
     await asyncio.gather(
         feedback.timers.raise_overdue_timers(), feedback.timers.raise_overdue_timers()
     )
     await feedback.timers.raise_overdue_timers()
 
-    written = outbox_rows(ledger_engine, row.referral_id)
-    assert [r.event_type for r in written] == [ReferralOverdue.EVENT_TYPE], written
-    assert written[0].topic == topics.OVERDUE
-    event = CloudEvent[ReferralOverdue].model_validate_json(written[0].value)
+    notice, overdue = outbox_rows(ledger_engine, row.referral_id)[already:]
+    assert overdue.event_type == ReferralOverdue.EVENT_TYPE
+    assert overdue.topic == topics.OVERDUE
+    event = CloudEvent[ReferralOverdue].model_validate_json(overdue.value)
     assert (event.data.timer.value, event.data.organisation_id) == ("first-contact", ORGANISATION)
     marked = referral(ledger_engine, row.referral_id)
     assert marked.contact_overdue_at is not None
     assert marked.version == row.version + 1, "the Task shows the missed service level once"
+    # The GP system hears of that version, in the same transaction.
+    changed = CloudEvent[GpResourceChanged].model_validate_json(notice.value).data
+    assert notice.topic == topics.gp_changes(str(row.client_id))
+    assert (changed.resource_type, changed.version_id) == ("Task", marked.version)
 
 
 async def test_one_signal_id_on_two_referrals_is_stored_for_each(
