@@ -1,5 +1,11 @@
 """How often one client may call an HTTP edge: moving windows of the ``limits`` library,
-in this process's memory (each replica counts on its own; a shared store is issue 15's).
+in this process's memory. Each replica counts on its own, by choice (issue 15): the limit
+guards an edge against a runaway client, it is no quota to bill, so N replicas letting a
+client through N times the rate is acceptable, and it costs no shared round trip per request
+(``limits`` has no PostgreSQL store; Redis would be a new piece of infrastructure). Set
+``BRUG_RATE_LIMIT`` per replica: the cluster's limit divided by the replicas behind the
+balancer. What must hold across replicas is in PostgreSQL: login throttling, SMART ``jti``s,
+idempotency keys.
 
 A key is an authenticated client id, or for the token endpoint the client id an assertion
 claims (or the source address). The edges answer a refusal with 429 and ``Retry-After``.
