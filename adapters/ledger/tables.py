@@ -70,6 +70,8 @@ referrals = Table(
     # The keyed pseudonym of the patient's BSN (adapters/pseudonyms.py), never the BSN:
     # the audit trail copies it, so a patient's accesses can be found (brug audit report).
     Column("patient_pseudonym", String(64), nullable=True),
+    # When retention or an erasure replaced the free texts (adapters/ledger/erasure.py).
+    Column("erased_at", DateTime(timezone=True), nullable=True),
     # One referral per ServiceRequest identifier per GP organisation, whatever the retries.
     UniqueConstraint(
         "requester_agb",
@@ -78,6 +80,7 @@ referrals = Table(
         name="uq_referrals_service_request",
     ),
     Index("ix_referrals_requester_updated", "requester_agb", "updated_at"),
+    Index("ix_referrals_patient_pseudonym", "patient_pseudonym"),
 )
 
 # The personal details, apart, so that erasure and retention touch one table only.
@@ -106,6 +109,7 @@ idempotency_keys = Table(
     Column("response_body", JSONB, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     PrimaryKeyConstraint("client_id", "request_id", name="pk_idempotency_keys"),
+    Index("ix_idempotency_keys_created_at", "created_at"),
 )
 
 referral_status_history = Table(
@@ -169,6 +173,7 @@ webhook_deliveries = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("finished_at", DateTime(timezone=True), nullable=True),
     Index("ix_webhook_deliveries_due", "state", "next_attempt_at"),
+    Index("ix_webhook_deliveries_finished_at", "finished_at"),
 )
 
 # FHIR Communications to the GP: the closing feedback (terugkoppeling) and welfare signals.
@@ -195,8 +200,10 @@ communications = Table(
     # The receipt: when and how (pull | push) the GP system first had it.
     Column("gp_received_at", DateTime(timezone=True), nullable=True),
     Column("gp_received_channel", String(8), nullable=True),
+    Column("erased_at", DateTime(timezone=True), nullable=True),  # payload replaced
     UniqueConstraint("referral_id", "signal_id", name="uq_communications_referral_signal"),
     Index("ix_communications_referral", "referral_id", "sent_at"),
+    Index("ix_communications_sent_at", "sent_at"),
 )
 
 # FHIR R4 Subscriptions (Subscriptions Backport IG) of GP systems: rest-hook, id-only.
@@ -241,6 +248,8 @@ dead_letters = Table(
     Column("resolved_at", DateTime(timezone=True), nullable=True),
     Column("resolved_by", String(128), nullable=True),
     Column("note", String(2000), nullable=True),
+    Column("erased_at", DateTime(timezone=True), nullable=True),  # original_value emptied
+    Index("ix_dead_letters_failed_at", "failed_at"),
     Index("ix_dead_letters_parked", "failed_at", postgresql_where=text("state = 'parked'")),
 )
 

@@ -42,6 +42,7 @@ from services.console.dead_letters import dead_letter_router
 from services.console.flows import FlowsCache
 from services.console.gauges import export_gauges
 from services.console.pages import flows, health, login, referral, stuck
+from services.console.retention import sweep_retention
 from services.console.settings import ConsoleSettings
 from services.console.throttle import LoginThrottle, utc_now
 from services.console.web import Console
@@ -134,12 +135,14 @@ async def _kafka_side(broker: KafkaBroker, console: Console) -> AsyncIterator[No
     """The dead-letter consumer and the gauge loop, from start-up until shutdown."""
     await broker.start()
     gauges = asyncio.create_task(export_gauges(console))
+    retention = asyncio.create_task(sweep_retention(console))
     try:
         yield
     finally:
-        gauges.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await gauges
+        for loop in (gauges, retention):
+            loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await loop
         await broker.stop()
 
 

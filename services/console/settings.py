@@ -7,11 +7,11 @@ from pathlib import Path
 
 from pydantic import Field
 
-from adapters.runtime import ServiceSettings
+from adapters.ledger.retention import RetentionSettings
 from adapters.runtime.settings import DEPLOY_DIR
 
 
-class ConsoleSettings(ServiceSettings):
+class ConsoleSettings(RetentionSettings):  # it runs the retention sweep
     console_host: str = "127.0.0.1"
     console_port: int = 8082
     operators_path: Path = Field(
