@@ -70,3 +70,21 @@ class ReferralStatus(StrEnum):
     COMPLETED = "completed"
     CANCELLED = "cancelled"
     FAILED = "failed"
+
+
+class ReferrerDiscipline(StrEnum):
+    """Who referred, from ``PractitionerRole.code`` (``contracts/mappings/``)."""
+
+    GP = "gp"
+    POH_GGZ = "poh-ggz"
+    POH_S = "poh-s"
+    OTHER = "other"
+    UNKNOWN = "unknown"
+
+
+class SubmissionChannel(StrEnum):
+    """How the GP system sent the referral: FHIR REST, or a FHIR Bundle on Kafka."""
+
+    FHIR_REST = "fhir-rest"
+    KAFKA = "kafka"
+    UNKNOWN = "unknown"

@@ -11,7 +11,14 @@ from uuid import UUID
 from pydantic import Field
 
 from contracts.cloudevents import EventData
-from contracts.codes import AgeBand, ReferralStatus, Urgency, WorTheme
+from contracts.codes import (
+    AgeBand,
+    ReferralStatus,
+    ReferrerDiscipline,
+    SubmissionChannel,
+    Urgency,
+    WorTheme,
+)
 from contracts.topics import ORGANISATION_ID_PATTERN
 
 MUNICIPALITY_CODE_PATTERN = r"^GM[0-9]{4}$"
@@ -28,6 +35,14 @@ class ReferralSubmitted(EventData):
     age_band: AgeBand
     urgency: Urgency = Urgency.ROUTINE
     submitted_at: datetime
+    referrer_discipline: ReferrerDiscipline | None = Field(
+        default=None,
+        description="GP, POH-GGZ, POH-S or other, from the requester's PractitionerRole.code "
+        "(for the monitor; never the practitioner). Absent from older producers.",
+    )
+    channel: SubmissionChannel | None = Field(
+        default=None, description="How the GP system sent it: FHIR REST or Kafka."
+    )
 
     def subject(self) -> str:
         return str(self.referral_id)
