@@ -96,6 +96,8 @@ class Stored(Protocol):
     def received_overdue_at(self) -> datetime | None: ...
     @property
     def contact_overdue_at(self) -> datetime | None: ...
+    @property
+    def gp_seen_version(self) -> int: ...
 
 
 @dataclass
@@ -142,6 +144,7 @@ class Referral:
             contact_due_at=stored.contact_due_at,
             received_overdue_at=stored.received_overdue_at,
             contact_overdue_at=stored.contact_overdue_at,
+            gp_seen_version=stored.gp_seen_version,
         )
 
     # -- the rules everyone asks about ----------------------------------------------------
@@ -321,6 +324,11 @@ class Referral:
     @property
     def _has_ended(self) -> str:
         return f"the referral has ended ({self.status.value})"
+
+
+def events_of(outcome: Outcome) -> Events:
+    """What an outcome asks the caller to record: nothing when it was refused."""
+    return () if isinstance(outcome, Refusal) else outcome
 
 
 def verdict(outcome: Outcome) -> Verdict:

@@ -9,11 +9,13 @@ from uuid import UUID
 from sqlalchemy import Connection, insert, select, update
 
 from adapters.ledger.gp_changes import announce_change
-from adapters.ledger.rows import CommunicationRow, Receipt, communication_row
+from adapters.ledger.rows import CommunicationRow, Receipt, communication_row, referral_row
 from adapters.ledger.tables import (
     communications,
     referrals,
 )
+from domain.events import ReceiptRecorded
+from domain.referral import Referral, events_of
 
 
 class Communications:
@@ -83,7 +85,7 @@ class Communications:
     ) -> Receipt | None:
         """The GP system has this Task version or Communication (read it: ``pull``; its
         endpoint acknowledged the notification: ``push``). Returns a receipt the first time
-        only, and only for what came from the welfare side."""
+        only; for a Task, the aggregate says whether this version earns one."""
         if resource_type == "Communication":
             row = self.connection.execute(
                 update(communications)
@@ -97,21 +99,29 @@ class Communications:
             if row is None:
                 return None
             return Receipt(row.referral_id, row.sender, f"Communication/{resource_id}")
-        row = self.connection.execute(
-            update(referrals)
-            .where(
-                (referrals.c.task_id == resource_id)
-                & (referrals.c.gp_seen_version < version)
-                & referrals.c.welfare_status.is_not(None)
-                & referrals.c.organisation_id.is_not(None)
-            )
-            .values(gp_seen_version=version)
-            .returning(referrals.c.referral_id, referrals.c.organisation_id)
-        ).first()
-        if row is None:
+        found = self.connection.execute(
+            select(referrals).where(referrals.c.task_id == resource_id)
+        ).one_or_none()
+        if found is None:
             return None
+        outcome = Referral.of(referral_row(found)).record_receipt(version)
+        recorded = [e for e in events_of(outcome) if isinstance(e, ReceiptRecorded)]
+        if not recorded:
+            return None
+        # Compare and set: of two reads of the same version at once, one is the receipt.
+        stamped = self.connection.execute(
+            update(referrals)
+            .where((referrals.c.task_id == resource_id) & (referrals.c.gp_seen_version < version))
+            .values(gp_seen_version=version)
+            .returning(referrals.c.referral_id)
+        ).first()
+        if stamped is None:
+            return None
+        receipt = recorded[0]
         return Receipt(
-            row.referral_id, row.organisation_id, f"Task/{resource_id}/_history/{version}"
+            receipt.referral_id,
+            receipt.organisation_id,
+            f"Task/{resource_id}/_history/{receipt.task_version}",
         )
 
     def communication_with_action_task(self, task_id: UUID) -> CommunicationRow | None:

@@ -24,6 +24,7 @@ from adapters.ledger.tables import (
     referrals,
 )
 from contracts.codes import ReferralStatus
+from domain.referral import AWAITING_CONTACT, TIMER_RECEIVED
 from domain.status_machine import ENDED_TASK_STATUSES
 
 
@@ -199,8 +200,9 @@ class Referrals:
         )
 
     def due_timers(self, now: datetime, limit: int = 100) -> list[DueTimer]:
-        """Timers that ran out and were not yet reported: no ``received`` from the
-        organisation, or no first contact, by the due date, and the referral still open."""
+        """Referrals whose timer may have run out: the candidates, not the decision. The
+        aggregate decides under the row lock (``Referral.mark_overdue``); this query only
+        keeps the candidates few, with the domain's own sets of statuses."""
         open_referral = referrals.c.status.not_in(
             _ENDED_TASK_STATUSES
         ) & referrals.c.organisation_id.is_not(None)
@@ -210,7 +212,7 @@ class Referrals:
             & referrals.c.received_overdue_at.is_(None)
         )
         no_contact = (
-            referrals.c.welfare_status.in_(("received", "accepted"))
+            referrals.c.welfare_status.in_(_AWAITING_CONTACT)
             & (referrals.c.contact_due_at <= now)
             & referrals.c.contact_overdue_at.is_(None)
         )
@@ -222,6 +224,7 @@ class Referrals:
                 referrals.c.received_due_at,
                 referrals.c.contact_due_at,
             )
+            # A timer runs once the organisation was told of the referral.
             .where(open_referral & referrals.c.routed_event_published_at.is_not(None))
             .where(not_received | no_contact)
             .limit(limit)
@@ -233,19 +236,17 @@ class Referrals:
             for r in rows
         ]
 
-    def mark_overdue(self, referral_id: UUID, timer: str, at: datetime) -> bool:
-        """Stamp the timer and give the GP's Task a new version (it shows the delay)."""
-        column = "received_overdue_at" if timer == "received" else "contact_overdue_at"
-        marked = self.connection.execute(
+    def stamp_overdue(self, referral_id: UUID, timer: str, at: datetime) -> None:
+        """Stamp the timer the aggregate found run out, and give the GP's Task a new
+        version (it shows the delay)."""
+        column = "received_overdue_at" if timer == TIMER_RECEIVED else "contact_overdue_at"
+        stamped = self.connection.execute(
             update(referrals)
-            .where((referrals.c.referral_id == referral_id) & referrals.c[column].is_(None))
+            .where(referrals.c.referral_id == referral_id)
             .values({column: at, "version": referrals.c.version + 1, "updated_at": at})
             .returning(referrals.c.client_id, referrals.c.task_id, referrals.c.version)
-        ).first()
-        if marked is None:
-            return False
-        self._announce_task_version(referral_id, marked, at)
-        return True
+        ).one()
+        self._announce_task_version(referral_id, stamped, at)
 
     def details(self, referral_id: UUID) -> dict[str, Any] | None:
         return self.connection.execute(
@@ -293,3 +294,4 @@ class Referrals:
 
 
 _ENDED_TASK_STATUSES = tuple(sorted(status.value for status in ENDED_TASK_STATUSES))
+_AWAITING_CONTACT = tuple(sorted(status.value for status in AWAITING_CONTACT))

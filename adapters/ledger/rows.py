@@ -61,6 +61,7 @@ class ReferralRow:
     contact_overdue_at: datetime | None = None
     reported_status: str | None = None
     reported_sequence: int = 0
+    gp_seen_version: int = 0  # the newest Task version the GP system had
 
     @property
     def withdrawn_by_gp(self) -> bool:
@@ -161,6 +162,7 @@ def referral_row(row: Any) -> ReferralRow:
         contact_due_at=row.contact_due_at,
         received_overdue_at=row.received_overdue_at,
         contact_overdue_at=row.contact_overdue_at,
+        gp_seen_version=row.gp_seen_version,
         reported_status=row.reported_status,
         reported_sequence=row.reported_sequence,
     )

@@ -23,6 +23,8 @@ from contracts import topics
 from contracts.cloudevents import CloudEvent
 from contracts.events import ReferralOverdue
 from contracts.events.referral import ServiceLevelTimer
+from domain.events import Overdue
+from domain.referral import Referral, events_of
 from services.feedback import EVENT_IDS, SERVICE
 
 log = structlog.get_logger(f"brug.{SERVICE}")
@@ -74,18 +76,28 @@ class TimerWatch:
 
 
 def _raise_overdue(connection: Connection, timer: DueTimer, now: datetime) -> bool:
-    if not Ledger(connection).mark_overdue(timer.referral_id, timer.timer, now):
-        return False  # another replica stamped it first
+    """Under the referral's row lock the aggregate decides: the timer may have been stamped
+    by another replica, or the organisation may have reported meanwhile."""
+    ledger = Ledger(connection)
+    row = ledger.referral_for_update(timer.referral_id)
+    if row is None:
+        return False
+    outcome = Referral.of(row).mark_overdue(now)
+    overdue = [event for event in events_of(outcome) if isinstance(event, Overdue)]
+    if not overdue:
+        return False
+    (missed,) = overdue
+    ledger.stamp_overdue(missed.referral_id, missed.timer, now)
     event = ReferralOverdue(
-        referral_id=timer.referral_id,
-        organisation_id=timer.organisation_id,
-        timer=ServiceLevelTimer(timer.timer),
-        due_at=timer.due_at,
+        referral_id=missed.referral_id,
+        organisation_id=missed.organisation_id,
+        timer=ServiceLevelTimer(missed.timer),
+        due_at=missed.due_at,
         detected_at=now,
     )
-    event_id = str(uuid.uuid5(EVENT_IDS, f"overdue/{timer.referral_id}/{timer.timer}"))
+    event_id = str(uuid.uuid5(EVENT_IDS, f"overdue/{missed.referral_id}/{missed.timer}"))
     wrapped = CloudEvent[ReferralOverdue].wrap(event, service=SERVICE, event_id=event_id)
     Outbox(connection).add(
-        cloudevent_message(wrapped, topics.OVERDUE, referral_id=timer.referral_id)
+        cloudevent_message(wrapped, topics.OVERDUE, referral_id=missed.referral_id)
     )
     return True

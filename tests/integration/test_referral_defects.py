@@ -87,7 +87,8 @@ async def test_a_receipt_for_a_read_while_kafka_is_down_arrives_when_it_is_back(
             .scalars()
             .all()
         )
-    assert waiting == ["nl.brug.feedback.received-by-gp.v1"], "kept, not logged and lost"
+    # (The accepted status before it also queued the GP system's change notice.)
+    assert waiting.count("nl.brug.feedback.received-by-gp.v1") == 1, "kept, not logged and lost"
 
     broker = KafkaBroker(
         kafka_topics,
