@@ -12,8 +12,8 @@ from kafka.errors import KafkaError
 
 from deploy.audit_cli import audit_cli
 from deploy.devstack.paths import default_state_dir
-from deploy.erase_cli import erase, purge
 from deploy.kafka_cli import kafka_cli
+from deploy.render.cli import deploy_cli
 
 app = typer.Typer(help="Brug: GP referrals to the social domain and back.", no_args_is_help=True)
 dev = typer.Typer(help="Run the whole stack as local processes.", no_args_is_help=True)
@@ -35,8 +35,7 @@ operators_cli = typer.Typer(help="Console operators.", no_args_is_help=True)
 app.add_typer(operators_cli, name="operators")
 app.add_typer(kafka_cli, name="kafka")
 app.add_typer(audit_cli, name="audit")
-app.command("erase")(erase)
-ledger_cli.command("purge")(purge)
+app.add_typer(deploy_cli, name="deploy")
 
 StateDir = Annotated[
     Path | None,
