@@ -12,6 +12,7 @@ from kafka.errors import KafkaError
 
 from deploy.audit_cli import audit_cli
 from deploy.devstack.paths import default_state_dir
+from deploy.erase_cli import erase, purge
 from deploy.kafka_cli import kafka_cli
 from deploy.render.cli import deploy_cli
 
@@ -36,6 +37,8 @@ app.add_typer(operators_cli, name="operators")
 app.add_typer(kafka_cli, name="kafka")
 app.add_typer(audit_cli, name="audit")
 app.add_typer(deploy_cli, name="deploy")
+app.command("erase")(erase)
+ledger_cli.command("purge")(purge)
 
 StateDir = Annotated[
     Path | None,
