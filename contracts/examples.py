@@ -7,11 +7,10 @@ from datetime import UTC, datetime
 from uuid import UUID
 
 from contracts.cloudevents import CloudEvent, EventData
-from contracts.codes import AgeBand, ReferralStatus, Urgency, WorTheme
+from contracts.codes import AgeBand, Urgency, WorTheme
 from contracts.events import (
     DeadLetter,
     ReferralCreated,
-    ReferralStatusChanged,
     ReferralSubmitted,
     ReferralWithdrawn,
 )
@@ -68,15 +67,6 @@ def _withdrawn() -> ReferralWithdrawn:
         referral_id=_REFERRAL_ID,
         organisation_id="dynamo-amsterdam",
         withdrawn_at=datetime(2026, 11, 4, 8, 30, tzinfo=UTC),
-    )
-
-
-def _status_changed() -> ReferralStatusChanged:
-    return ReferralStatusChanged(
-        referral_id=_REFERRAL_ID,
-        organisation_id="dynamo-amsterdam",
-        status=ReferralStatus.ACCEPTED,
-        occurred_at=datetime(2026, 11, 3, 10, 0, tzinfo=UTC),
     )
 
 
@@ -179,7 +169,6 @@ def example_events() -> dict[str, CloudEvent[EventData]]:
         _submitted(),
         _created(),
         _withdrawn(),
-        _status_changed(),
         _status_reported(),
         _status_problem(),
         _signal(),

@@ -5,7 +5,6 @@ from contracts.events.gp import GpResourceChanged
 from contracts.events.referral import (
     ReferralCreated,
     ReferralOverdue,
-    ReferralStatusChanged,
     ReferralSubmitted,
     ReferralWithdrawn,
 )
@@ -20,7 +19,6 @@ EVENT_TYPES = (
     ReferralSubmitted,
     ReferralCreated,
     ReferralWithdrawn,
-    ReferralStatusChanged,
     ReferralStatusReported,
     ReferralStatusProblem,
     SignalRaised,
@@ -37,7 +35,6 @@ __all__ = [
     "GpResourceChanged",
     "ReferralCreated",
     "ReferralOverdue",
-    "ReferralStatusChanged",
     "ReferralStatusProblem",
     "ReferralStatusReported",
     "ReferralSubmitted",

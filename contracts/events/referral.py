@@ -13,7 +13,6 @@ from pydantic import Field
 from contracts.cloudevents import EventData
 from contracts.codes import (
     AgeBand,
-    ReferralStatus,
     ReferrerDiscipline,
     SubmissionChannel,
     Urgency,
@@ -62,21 +61,6 @@ class ReferralCreated(EventData):
     submitted_at: datetime
     routed_at: datetime
     details_url: str = Field(description="Where the case system fetches the personal details.")
-
-    def subject(self) -> str:
-        return str(self.referral_id)
-
-
-class ReferralStatusChanged(EventData):
-    """A referral moved to a new status (first cut; the feedback path refines it)."""
-
-    EVENT_TYPE: ClassVar[str] = "nl.brug.referral.status-changed.v1"
-
-    referral_id: UUID
-    organisation_id: str = Field(pattern=ORGANISATION_ID_PATTERN)
-    status: ReferralStatus
-    occurred_at: datetime
-    reason_code: str | None = Field(default=None, max_length=64)
 
     def subject(self) -> str:
         return str(self.referral_id)
