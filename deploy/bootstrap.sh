@@ -37,6 +37,7 @@ find_python() {
 ensure_system_tools() {
   local missing=()
   command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
+  command -v javac >/dev/null || missing+=(openjdk-17-jdk-headless)  # tests/hapi/Validate.java
   command -v mvn >/dev/null || missing+=(maven)
   command -v npm >/dev/null || missing+=(npm)
   [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"

@@ -14,5 +14,7 @@ ruff check .
 ruff format --check .
 echo "[brug] mypy" >&2
 mypy
+# HAPI FHIR's R4 validator (Maven Central jars + tests/hapi/Validate.java) into ~/.cache/brug.
+python -m tests.hapi_validator
 echo "[brug] pytest" >&2
 exec pytest "$@"

@@ -9,8 +9,6 @@ from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 
 from contracts.fhir_systems import REFERRAL_FEEDBACK_TOPIC
 
-SMART_OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
-
 
 def capability_statement(base_url: str, software_version: str) -> dict[str, Any]:
     document = {
@@ -35,13 +33,9 @@ def capability_statement(base_url: str, software_version: str) -> dict[str, Any]
                     "requester (PractitionerRole/Organization with an AGB identifier). "
                     "Idempotent per X-Request-ID and per ServiceRequest.identifier."
                 ),
+                # No oauth-uris extension: it requires an authorize endpoint, which Backend
+                # Services have none of; SMART 2 discovery is .well-known/smart-configuration.
                 "security": {
-                    "extension": [
-                        {
-                            "url": SMART_OAUTH_URIS,
-                            "extension": [{"url": "token", "valueUri": f"{base_url}/auth/token"}],
-                        }
-                    ],
                     "service": [
                         {
                             "coding": [

@@ -205,20 +205,22 @@ def action_task_resource(row: CommunicationRow, referral: ReferralRow) -> dict[s
 def searchset(
     resources: list[dict[str, Any]], total: int, base_url: str, links: dict[str, str]
 ) -> dict[str, Any]:
-    return {
+    bundle: dict[str, Any] = {
         "resourceType": "Bundle",
         "type": "searchset",
         "total": total,
         "link": [{"relation": relation, "url": url} for relation, url in links.items()],
-        "entry": [
+    }
+    if resources:  # FHIR has no empty arrays: no match, no entry element
+        bundle["entry"] = [
             {
                 "fullUrl": f"{base_url}/{r['resourceType']}/{r['id']}",
                 "resource": r,
                 "search": {"mode": "match"},
             }
             for r in resources
-        ],
-    }
+        ]
+    return bundle
 
 
 def task_tracking_outcome(service_request: str, task: str) -> dict[str, Any]:

@@ -289,6 +289,7 @@ def notification_bundle(
 
 def status_bundle(parameters: dict[str, Any], at: datetime) -> dict[str, Any]:
     """The answer to ``GET Subscription/{id}/$status``: a searchset with the status."""
+    status_id = uuid.uuid4()
     document = {
         "resourceType": "Bundle",
         "type": "searchset",
@@ -296,8 +297,8 @@ def status_bundle(parameters: dict[str, Any], at: datetime) -> dict[str, Any]:
         "total": 1,
         "entry": [
             {
-                "fullUrl": f"urn:uuid:{uuid.uuid4()}",
-                "resource": parameters,
+                "fullUrl": f"urn:uuid:{status_id}",
+                "resource": {**parameters, "id": str(status_id)},  # a match needs an id
                 "search": {"mode": "match"},
             }
         ],

@@ -219,10 +219,13 @@ def test_one_identifier_is_one_patient_only(gateway: TestClient) -> None:
 
 
 def _task_location(answer: dict[str, Any]) -> str:
-    return next(
-        e["response"]["location"]
-        for e in answer["entry"]
-        if e["response"].get("location", "").startswith("Task/")
+    """The Task the ServiceRequest's entry names (``response.outcome``)."""
+    return str(
+        next(
+            e["response"]["outcome"]["issue"][0]["details"]["text"]
+            for e in answer["entry"]
+            if "outcome" in e["response"]
+        )
     )
 
 
