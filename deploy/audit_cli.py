@@ -16,7 +16,7 @@ DatabaseUrl = Annotated[
 
 @audit_cli.command("verify")
 def verify(database_url: DatabaseUrl = None) -> None:
-    """Walk the hash chain: report every deleted row (a gap in the sequence) and every
+    """Walk the hash chains: report every deleted row (a gap in the sequence) and every
     altered one (its hash does not match); exit 1 if there is any, 0 when intact."""
     from adapters.ledger.audit_trail import verify_chain
 
@@ -28,7 +28,10 @@ def verify(database_url: DatabaseUrl = None) -> None:
         engine.dispose()
     for problem in checked.problems:
         typer.echo(problem)
-    head = f"head row {checked.head_seq}, hash {checked.head_hash}"
+    head = "; ".join(
+        f"chain {chain} head row {seq}, hash {row_hash}"
+        for chain, (seq, row_hash) in sorted(checked.heads.items())
+    )
     if not checked.intact:
         typer.echo(f"audit trail NOT intact: {len(checked.problems)} problem(s); {head}")
         raise typer.Exit(1)

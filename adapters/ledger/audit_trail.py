@@ -11,13 +11,18 @@ trigger on the table that refuses them for every role, the owner too (the dev an
 databases connect as the owner). Only a superuser can get past it (disable the trigger, or
 ``session_replication_role = replica``), and the hash chain shows what it did.
 
-**The chain.** Each row has ``seq`` (1, 2, 3, … without gaps), ``previous_hash`` (the row
-before's ``row_hash``; the first row's is 64 zeros) and ``row_hash`` = SHA-256 over the
-previous hash and the row's canonical content. ``Ledger.audit`` only queues the row on its
-connection; the rows are chained and inserted at the very end of the transaction, just
-before COMMIT, under ``pg_advisory_xact_lock(AUDIT_CHAIN_LOCK)``. So writers append one at a
-time, a rolled-back transaction leaves neither row nor gap, and a transaction holds the lock
-only while it commits (never while it waits for a row lock: no deadlock with ``FOR UPDATE``).
+**The chains.** There are ``AUDIT_CHAINS`` chains side by side; a transaction's rows go to
+the chain of its first row's referral (rows about no referral: chain 0), so one referral's
+rows stay in one chain. In its chain each row has ``seq`` (1, 2, 3, … without gaps),
+``previous_hash`` (the row before's ``row_hash``; the first row's is 64 zeros) and
+``row_hash`` = SHA-256 over the previous hash and the row's canonical content (which names
+the chain). ``Ledger.audit`` only queues the row on its connection; the rows are chained and
+inserted at the very end of the transaction, just before COMMIT, under the chain's
+``pg_advisory_xact_lock``. So writers append to a chain one at a time, a rolled-back
+transaction leaves neither row nor gap, and a transaction holds the lock only while it
+commits (never while it waits for a row lock: no deadlock with ``FOR UPDATE``). Several
+chains, because the lock is held through the commit's flush to disk: with one chain every
+audited commit in Brug waited for the one before (measured in ``bench/README.md``).
 A transaction does not see its own audit rows before it commits.
 """
 
@@ -40,7 +45,8 @@ from sqlalchemy import Connection, Engine, event, insert, or_, select, text
 from adapters.ledger.tables import audit_log, referrals
 
 GENESIS = "0" * 64
-AUDIT_CHAIN_LOCK = 7513_0001  # pg_advisory_xact_lock key: one appender at a time
+AUDIT_CHAIN_LOCK = 7513_0001  # pg_advisory_xact_lock(key, chain): one appender per chain
+AUDIT_CHAINS = 16
 PERSON_HEADER = "X-Brug-Person"
 MAX_PERSON = 128  # audit_log.person
 
@@ -179,9 +185,10 @@ def _plain(detail: dict[str, Any]) -> dict[str, Any]:
     return plained
 
 
-def canonical(seq: int, entry: AuditEntry) -> bytes:
-    """The row's content as hashed: sorted, compact, ASCII-only JSON (version 1)."""
-    content = {
+def canonical(seq: int, entry: AuditEntry, chain: int = 0) -> bytes:
+    """The row's content as hashed: sorted, compact, ASCII-only JSON (version 1). Chain 0
+    is left out, so rows from before there were several chains keep their hashes."""
+    content: dict[str, Any] = {
         "v": 1,
         "seq": seq,
         "at": entry.at.astimezone(UTC).isoformat(timespec="microseconds"),
@@ -194,11 +201,20 @@ def canonical(seq: int, entry: AuditEntry) -> bytes:
         "patient_pseudonym": entry.patient_pseudonym,
         "detail": entry.detail,
     }
+    if chain:
+        content["chain"] = chain
     return json.dumps(content, sort_keys=True, separators=(",", ":")).encode("ascii")
 
 
-def chain_hash(previous_hash: str, seq: int, entry: AuditEntry) -> str:
-    return hashlib.sha256(previous_hash.encode("ascii") + b"\n" + canonical(seq, entry)).hexdigest()
+def chain_hash(previous_hash: str, seq: int, entry: AuditEntry, chain: int = 0) -> str:
+    content = canonical(seq, entry, chain)
+    return hashlib.sha256(previous_hash.encode("ascii") + b"\n" + content).hexdigest()
+
+
+def chain_of(entries: list[AuditEntry]) -> int:
+    """The chain a transaction's rows join: its first referral's (stable across processes)."""
+    referral_id = next((e.referral_id for e in entries if e.referral_id is not None), None)
+    return 0 if referral_id is None else referral_id.int % AUDIT_CHAINS
 
 
 # Rows queued per connection until its transaction commits (or dropped when it rolls back).
@@ -220,9 +236,16 @@ def append(connection: Connection, entries: list[AuditEntry]) -> None:
             )
         )
         pseudonyms = {row.referral_id: row.patient_pseudonym for row in found}
-    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_CHAIN_LOCK})
+    chain = chain_of(entries)
+    connection.execute(
+        text("SELECT pg_advisory_xact_lock(:key, :chain)"),
+        {"key": AUDIT_CHAIN_LOCK, "chain": chain},
+    )
     last = connection.execute(
-        select(audit_log.c.seq, audit_log.c.row_hash).order_by(audit_log.c.seq.desc()).limit(1)
+        select(audit_log.c.seq, audit_log.c.row_hash)
+        .where(audit_log.c.chain == chain)
+        .order_by(audit_log.c.seq.desc())
+        .limit(1)
     ).one_or_none()
     seq, previous = (last.seq, last.row_hash) if last else (0, GENESIS)
     rows = []
@@ -230,8 +253,9 @@ def append(connection: Connection, entries: list[AuditEntry]) -> None:
         if entry.patient_pseudonym is None and entry.referral_id is not None:
             entry = _with_pseudonym(entry, pseudonyms.get(entry.referral_id))
         seq += 1
-        row_hash = chain_hash(previous, seq, entry)
-        rows.append(_values(entry) | {"seq": seq, "previous_hash": previous, "row_hash": row_hash})
+        row_hash = chain_hash(previous, seq, entry, chain)
+        chained = {"chain": chain, "seq": seq, "previous_hash": previous, "row_hash": row_hash}
+        rows.append(_values(entry) | chained)
         previous = row_hash
     connection.execute(insert(audit_log), rows)
 
@@ -272,8 +296,7 @@ def _drop_on_rollback(connection: Connection) -> None:
 @dataclass(frozen=True)
 class Verification:
     rows: int
-    head_seq: int
-    head_hash: str
+    heads: dict[int, tuple[int, str]]  # per chain: its last row's seq and hash
     problems: list[str]
 
     @property
@@ -282,33 +305,39 @@ class Verification:
 
 
 def verify_chain(connection: Connection) -> Verification:
-    """Walk the chain in ``seq`` order; report each gap (deleted rows), each row whose
+    """Walk every chain in ``seq`` order; report each gap (deleted rows), each row whose
     content no longer matches its hash (altered) and each broken link (rewritten)."""
     problems: list[str] = []
-    expected, previous, count = 1, GENESIS, 0
+    heads: dict[int, tuple[int, str]] = {}
+    count = 0
     for row in _rows_in_order(connection):
         count += 1
+        last_seq, previous = heads.get(row.chain, (0, GENESIS))
+        prefix = f"chain {row.chain} " if row.chain else ""
+        expected = last_seq + 1
         if row.seq > expected:
             last = row.seq - 1
             missing = f"row {expected}" if last == expected else f"rows {expected} to {last}"
-            problems.append(f"{missing} missing: deleted (the chain resumes at row {row.seq})")
+            problems.append(
+                f"{prefix}{missing} missing: deleted (the chain resumes at row {row.seq})"
+            )
         elif row.previous_hash != previous:
             problems.append(
-                f"row {row.seq} (id {row.id}): its previous_hash is not row {row.seq - 1}'s "
-                "hash: a row before it was rewritten"
+                f"{prefix}row {row.seq} (id {row.id}): its previous_hash is not row "
+                f"{row.seq - 1}'s hash: a row before it was rewritten"
             )
-        if chain_hash(row.previous_hash, row.seq, _entry_of(row)) != row.row_hash:
+        if chain_hash(row.previous_hash, row.seq, _entry_of(row), row.chain) != row.row_hash:
             problems.append(
-                f"row {row.seq} (id {row.id}, {row.action} at {row.at.isoformat()}): "
+                f"{prefix}row {row.seq} (id {row.id}, {row.action} at {row.at.isoformat()}): "
                 "altered: its content does not match its hash"
             )
-        previous, expected = row.row_hash, row.seq + 1
-    return Verification(count, expected - 1, previous, problems)
+        heads[row.chain] = (row.seq, row.row_hash)
+    return Verification(count, heads, problems)
 
 
 def _rows_in_order(connection: Connection) -> Iterator[Any]:
     result = connection.execution_options(yield_per=1000).execute(
-        select(audit_log).order_by(audit_log.c.seq)
+        select(audit_log).order_by(audit_log.c.chain, audit_log.c.seq)
     )
     yield from result
 
@@ -360,7 +389,7 @@ def accesses_of(connection: Connection, pseudonym: str) -> list[Access]:
                 audit_log.c.referral_id.in_(theirs),
             )
         )
-        .order_by(audit_log.c.seq)
+        .order_by(audit_log.c.at, audit_log.c.id)
     )
     return [
         Access(r.at, r.actor, r.person, r.action, r.purpose, r.result, r.referral_id) for r in rows

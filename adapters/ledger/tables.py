@@ -13,6 +13,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -145,10 +146,12 @@ audit_log = Table(
     Column("patient_pseudonym", String(64), nullable=True),
     Column("purpose", String(32), nullable=False),
     Column("result", String(16), nullable=False),
+    # The hash chain (adapters/ledger/audit_trail.py): which one, and the row's place in it.
+    Column("chain", SmallInteger, nullable=False, server_default=text("0")),
     Column("seq", BigInteger, nullable=False),
     Column("previous_hash", String(64), nullable=False),
     Column("row_hash", String(64), nullable=False),
-    UniqueConstraint("seq", name="uq_audit_log_seq"),
+    UniqueConstraint("chain", "seq", name="uq_audit_log_chain_seq"),
     Index("ix_audit_log_referral", "referral_id", "at"),
     Index("ix_audit_log_patient", "patient_pseudonym", "at"),
 )

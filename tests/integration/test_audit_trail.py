@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError
 from typer.testing import CliRunner
 
 from adapters.database import make_engine
-from adapters.ledger.audit_trail import GENESIS, acting_person, verify_chain
+from adapters.ledger.audit_trail import AUDIT_CHAINS, GENESIS, acting_person, verify_chain
 from adapters.ledger.repository import Ledger, NewReferral
 from adapters.ledger.tables import audit_log
 from adapters.pseudonyms import DEV_PSEUDONYM_KEY, bsn_pseudonym
@@ -80,10 +80,40 @@ def test_rows_are_chained_in_commit_order_and_a_rollback_leaves_no_gap(
         ("operations", "allowed"),
         ("privacy-officer", "allowed"),
     ]
-    assert checked.intact and checked.rows == 4 and checked.head_hash == rows[-1].row_hash
+    assert checked.intact and checked.rows == 4 and checked.heads == {0: (4, rows[-1].row_hash)}
     code, output = _cli(audit_database, "verify")
     assert code == 0, output
     assert "audit trail intact: 4 row(s)" in output
+
+
+def test_referrals_chain_side_by_side_and_a_tampered_chain_is_named(
+    engine: Engine, audit_database: str
+) -> None:
+    # Referral ids picked so that they fall in chains 0, 1 and 2.
+    referrals = [uuid.UUID(int=(n << 64) * AUDIT_CHAINS + n) for n in range(3)]
+    for _ in range(3):
+        for referral_id in referrals:
+            _write(engine, 1, referral_id)
+    with engine.connect() as connection:
+        rows = connection.execute(select(audit_log).order_by(audit_log.c.id)).all()
+        checked = verify_chain(connection)
+    assert {r.referral_id: r.chain for r in rows} == dict(zip(referrals, range(3), strict=True))
+    for chain in range(3):
+        mine = [r for r in rows if r.chain == chain]
+        assert [r.seq for r in mine] == [1, 2, 3], "gapless in each chain"
+        assert mine[0].previous_hash == GENESIS
+        assert all(b.previous_hash == a.row_hash for a, b in pairwise(mine))
+    assert checked.intact and set(checked.heads) == {0, 1, 2}
+
+    with engine.begin() as connection:  # a row moved from chain 2 into chain 0's place
+        connection.execute(text("SET LOCAL session_replication_role = replica"))
+        connection.execute(text("DELETE FROM audit_log WHERE chain = 0 AND seq = 3"))
+        connection.execute(text("UPDATE audit_log SET chain = 0 WHERE chain = 2 AND seq = 3"))
+    code, output = _cli(audit_database, "verify")
+    assert code == 1, output
+    problems = [line for line in output.splitlines() if not line.startswith("audit trail")]
+    assert problems and all(p.startswith("row 3 (id") for p in problems), output
+    assert any("altered" in p for p in problems), output
 
 
 def test_the_application_may_not_update_delete_or_truncate(engine: Engine) -> None:
@@ -193,7 +223,7 @@ def test_the_patient_report_lists_who_accessed_their_data(
     assert "client:org-other  read-details-refused  purpose care-referral  refused" in lines[2]
     assert str(someone_elses) not in output
     with engine.connect() as connection:
-        last = connection.execute(select(audit_log).order_by(audit_log.c.seq.desc())).first()
+        last = connection.execute(select(audit_log).order_by(audit_log.c.id.desc())).first()
         stored = connection.execute(text("SELECT string_agg(t::text, ' ') FROM audit_log t"))
         assert BSN not in (stored.scalar() or "")
     assert last is not None

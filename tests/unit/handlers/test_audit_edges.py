@@ -45,7 +45,7 @@ async def social(handler_database: str) -> AsyncIterator[TestClient]:
 def _rows_of(engine: Engine, person: str) -> list[Any]:
     with engine.connect() as connection:
         return connection.execute(
-            select(audit_log).where(audit_log.c.person == person).order_by(audit_log.c.seq)
+            select(audit_log).where(audit_log.c.person == person).order_by(audit_log.c.id)
         ).all()
 
 
