@@ -50,6 +50,7 @@ GP_SCOPES: dict[str, str] = {
     "Task": "rus",
     "Communication": "rs",
     "Subscription": "cruds",
+    "AuditEvent": "s",  # who accessed its own referrals
 }
 WELFARE_SCOPES: dict[str, str] = {
     "Referral": "rc",  # r: read a referral's details and status; c: POST a status or signal

@@ -127,6 +127,20 @@ def capability_statement(base_url: str, software_version: str) -> dict[str, Any]
                             "changes or a Communication for it arrives."
                         ),
                     },
+                    {
+                        "type": "AuditEvent",
+                        "interaction": [{"code": "search-type"}],
+                        "searchParam": [
+                            _search_param("entity", "reference"),
+                            _search_param("patient", "reference"),
+                        ],
+                        "documentation": (
+                            "Who accessed the practice's own referrals (NEN 7513): "
+                            "entity=ServiceRequest/{id} or Task/{id}, or "
+                            "patient:identifier=http://fhir.nl/fhir/NamingSystem/bsn|{bsn}; "
+                            "one is required. Oldest first, _count/_offset paging."
+                        ),
+                    },
                 ],
             }
         ],

@@ -35,7 +35,7 @@ from contracts.mappings import wor_theme_table
 from services.fhir_gateway.edge import FhirEdge
 from services.fhir_gateway.inbound import inbound_router
 from services.fhir_gateway.reads import Reads
-from services.fhir_gateway.routes import auth, reads, submit, withdraw
+from services.fhir_gateway.routes import audit_events, auth, reads, submit, withdraw
 from services.fhir_gateway.settings import GatewaySettings
 from services.fhir_gateway.submission import SERVICE, Submissions
 from services.fhir_gateway.subscriptions import subscription_routes
@@ -68,7 +68,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         )
     )
     app.include_router(health_routes(readiness_for(settings)))
-    for routes in (auth.router, reads.router, submit.router, withdraw.router):
+    for routes in (auth.router, reads.router, submit.router, withdraw.router, audit_events.router):
         app.include_router(routes)
     # Starlette types a handler as taking any Exception; this one takes FhirProblem only.
     app.add_exception_handler(FhirProblem, _problem)  # type: ignore[arg-type]

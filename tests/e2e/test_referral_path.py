@@ -74,7 +74,13 @@ def test_capability_statement_tells_what_is_supported(gp: httpx.Client) -> None:
     rest = statement["rest"][0]
     assert [i["code"] for i in rest["interaction"]] == ["transaction"]
     resources = {r["type"]: r for r in rest["resource"]}
-    assert set(resources) == {"ServiceRequest", "Task", "Communication", "Subscription"}
+    assert set(resources) == {
+        "ServiceRequest",
+        "Task",
+        "Communication",
+        "Subscription",
+        "AuditEvent",
+    }
     assert {p["name"] for p in resources["Task"]["searchParam"]} == {
         "_id",
         "focus",

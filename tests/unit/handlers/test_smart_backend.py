@@ -168,6 +168,7 @@ def test_an_rsa_assertion_with_v1_scopes_gets_the_intersection(
     answer = ask(fhir, assertion(keys.rsa, "RS384"), "system/*.read")
     assert answer.status_code == 200, answer.text
     assert answer.json()["scope"].split() == [
+        "system/AuditEvent.s",
         "system/Communication.rs",
         "system/Subscription.rs",
         "system/Task.rs",
