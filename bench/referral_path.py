@@ -29,6 +29,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from adapters.kafka_admin import TopicSpec, ensure_topics
 from adapters.kafka_security import KafkaCredentials
+from bench.cpu import CpuMeter, cpu_table, stack_processes
+from bench.flames import finish_profiles, start_profiles
 from contracts import topics
 from deploy.demo import sample_bundle
 from deploy.devstack.stack import SERVICES, DevStack, StackConfig, dev_tokens
@@ -42,6 +44,7 @@ BASELINE_TOPIC = "brug.bench.baseline.v1"
 class Figures:
     throughput_per_second: float
     latencies_ms: list[float]
+    cpu: str = ""  # the CPU table of the window, where it was measured
 
     def percentile(self, p: float) -> float:
         ordered = sorted(self.latencies_ms)
@@ -100,20 +103,32 @@ async def submit(http: httpx.AsyncClient, url: str) -> tuple[bytes, float, float
     return referral_id.encode(), sent, accepted
 
 
-async def brug_throughput(url: str, token: str, seconds: float, concurrency: int) -> Figures:
-    done = 0
+async def brug_throughput(stack: DevStack, token: str, options: argparse.Namespace) -> Figures:
+    """Closed-loop GP clients for ``--seconds``; the CPU window lasts until every accepted
+    referral reached the organisation's topic, so the router's and relay's work counts."""
+    url, seconds = stack.fhir_base_url, options.seconds
+    arrivals = Arrivals(stack.bootstrap_servers, ORGANISATION_TOPIC)
+    await arrivals.start()
+    accepted: list[bytes] = []
     deadline = time.perf_counter() + seconds
 
     async def client() -> None:
-        nonlocal done
         async with _http(token) as http:
             while time.perf_counter() < deadline:
-                await submit(http, url)
-                done += 1
+                key, _, _ = await submit(http, url)
+                accepted.append(key)
 
+    meter = CpuMeter(stack_processes(stack))
+    profilers = start_profiles(stack, options.profile, seconds)
+    meter.start()
     started = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(concurrency)))
-    return Figures(done / (time.perf_counter() - started), [])
+    await asyncio.gather(*(client() for _ in range(options.concurrency)))
+    elapsed = time.perf_counter() - started
+    await asyncio.gather(*(arrivals.wait(key) for key in accepted))
+    meter.stop()
+    finish_profiles(profilers)
+    await arrivals.stop()
+    return Figures(len(accepted) / elapsed, [], cpu_table(meter, len(accepted), "referral"))
 
 
 async def brug_latency(
@@ -215,7 +230,7 @@ async def measure(stack: DevStack, options: argparse.Namespace) -> dict[str, Fig
             await submit(http, url)
     sample_event = await _sample_event_bytes(stack)
     figures = {
-        "brug throughput": await brug_throughput(url, token, options.seconds, options.concurrency),
+        "brug throughput": await brug_throughput(stack, token, options),
         "baseline throughput": await baseline_throughput(bootstrap, sample_event, options.seconds),
     }
     for rate in options.rates:
@@ -273,6 +288,7 @@ def report(figures: dict[str, Figures], options: argparse.Namespace) -> str:
                 f"| from the POST, p{p} at {rate:g}/s (ms) | "
                 f"{figures[f'brug post {rate:g}'].percentile(p):.1f} | | |"
             )
+    lines += ["", "CPU during the throughput window:", brug.cpu]
     return "\n".join(lines)
 
 
@@ -316,6 +332,12 @@ def main() -> None:
         "--rates", type=lambda text: [float(r) for r in text.split(",")], default=[25.0, 100.0]
     )
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="folder for py-spy flame graphs of the FHIR edge and the router (throughput window)",
+    )
     run_benchmark(("fhir_gateway", "router", "relay"), measure, report, parser.parse_args())
 
 
