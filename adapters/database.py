@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import sqlalchemy
+import sqlalchemy.ext.asyncio
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from adapters.library_spans import trace_sqlalchemy
 
 MIGRATIONS = Path(__file__).resolve().parent / "ledger" / "migrations"
 
@@ -24,7 +28,10 @@ def sqlalchemy_url(url: str) -> str:
 
 
 def make_engine(url: str) -> Engine:
-    return create_engine(sqlalchemy_url(url), pool_pre_ping=True)
+    # Statements as spans of the current trace: the instrumentation wraps SQLAlchemy's
+    # engine factories, looked up here as they run (sqlalchemy.create_engine).
+    trace_sqlalchemy()
+    return sqlalchemy.create_engine(sqlalchemy_url(url), pool_pre_ping=True)
 
 
 def _alembic_config(url: str) -> Config:
@@ -74,4 +81,7 @@ def make_async_engine(url: str) -> AsyncEngine:
     ledger code synchronous while the event loop stays free."""
     # No pre-ping: it costs a round trip per checkout on the hot path; a dead connection
     # fails the request (503 at the edge, a retry on Kafka) and is replaced.
-    return create_async_engine(sqlalchemy_url(url), pool_size=10, pool_recycle=1800)
+    trace_sqlalchemy()
+    return sqlalchemy.ext.asyncio.create_async_engine(
+        sqlalchemy_url(url), pool_size=10, pool_recycle=1800
+    )

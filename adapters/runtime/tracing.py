@@ -4,17 +4,22 @@ Each service has a TracerProvider (resource ``service.name=brug-<service>``). Tr
 travels as W3C ``traceparent``: in HTTP headers (in: the edges' middleware, out: webhook
 and rest-hook POSTs), in Kafka headers (FastStream's ``KafkaTelemetryMiddleware``) and in
 the CloudEvents envelope. With ``BRUG_TRACE_DIR`` set, finished spans are appended as
-compact JSON lines to ``<dir>/<service>.jsonl``; without it nothing is exported, but spans
-still get ids, so logs and propagated context stay correlated.
+compact JSON lines to ``<dir>/<service>.jsonl`` (the dev default); an OpenTelemetry collector
+gets them over OTLP when the standard variables ask for it (``OTEL_TRACES_EXPORTER=otlp``, or
+an ``OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT``; ``OTEL_EXPORTER_OTLP_PROTOCOL`` ``grpc`` or
+``http/protobuf``, the default). Without either nothing is exported, but spans still get ids,
+so logs and propagated context stay correlated. Database statements (SQLAlchemy, their text
+without parameters) and outgoing HTTP requests (httpx) are spans of the trace they run in.
 
 Spans carry ids, topics, routes and status codes only. Exception messages and stack
-traces may quote personal data (a validation error echoes its input), so the exporter
-keeps an exception's type and drops its text.
+traces may quote personal data (a validation error echoes its input), so both exporters
+keep an exception's type and drop its text (``safe_span``).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -24,10 +29,11 @@ from typing import Any
 import structlog
 from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-from opentelemetry.trace import Span, SpanKind
+from opentelemetry.trace import Span, SpanKind, Status
 
+from adapters.library_spans import trace_httpx
 from contracts import cloudevents
 
 TRACER_NAME = "brug"
@@ -79,23 +85,106 @@ def span_record(span: ReadableSpan) -> dict[str, Any]:
         "end_ns": span.end_time,
         # The status description quotes the exception's text: keep the code only.
         "status": span.status.status_code.name.lower(),
-        "attributes": {
-            key: value
-            for key, value in _plain(span.attributes).items()
-            if key not in _UNSAFE_SPAN_ATTRIBUTES and not key.startswith("http.request.header.")
-        },
+        "attributes": _plain(_safe_span_attributes(span.attributes)),
         "events": [
-            {
-                "name": event.name,
-                "attributes": {
-                    key: value
-                    for key, value in _plain(event.attributes).items()
-                    if key not in _UNSAFE_EVENT_ATTRIBUTES
-                },
-            }
+            {"name": event.name, "attributes": _plain(_safe_event_attributes(event.attributes))}
             for event in span.events
         ],
     }
+
+
+def _safe_span_attributes(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {
+        key: value
+        for key, value in (attributes or {}).items()
+        if key not in _UNSAFE_SPAN_ATTRIBUTES and not key.startswith("http.request.header.")
+    }
+
+
+def _safe_event_attributes(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {
+        key: value
+        for key, value in (attributes or {}).items()
+        if key not in _UNSAFE_EVENT_ATTRIBUTES
+    }
+
+
+def safe_span(span: ReadableSpan) -> ReadableSpan:
+    """The span as it may leave the process: no client-chosen attributes, no exception
+    text, the status without its description."""
+    return ReadableSpan(
+        name=span.name,
+        context=span.get_span_context(),
+        parent=span.parent,
+        resource=span.resource,
+        attributes=_safe_span_attributes(span.attributes),
+        events=[
+            Event(event.name, _safe_event_attributes(event.attributes), event.timestamp)
+            for event in span.events
+        ],
+        links=span.links,
+        kind=span.kind,
+        status=Status(span.status.status_code),
+        start_time=span.start_time,
+        end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
+
+
+class SafeSpanExporter(SpanExporter):
+    """Another exporter (OTLP) fed only ``safe_span``s."""
+
+    def __init__(self, inner: SpanExporter) -> None:
+        self.inner = inner
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return self.inner.export([safe_span(span) for span in spans])
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.inner.force_flush(timeout_millis)
+
+
+def otlp_requested(environ: Mapping[str, str]) -> bool:
+    """Whether the standard variables ask for OTLP: ``OTEL_TRACES_EXPORTER`` names ``otlp``
+    or, unset, an OTLP endpoint is given (``none`` or ``OTEL_SDK_DISABLED=true``: never)."""
+    if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return False
+    named = {
+        name.strip().lower()
+        for name in environ.get("OTEL_TRACES_EXPORTER", "").split(",")
+        if name.strip()
+    }
+    if named:
+        return "otlp" in named
+    return bool(
+        environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        or environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    )
+
+
+def otlp_exporter(environ: Mapping[str, str]) -> SpanExporter:
+    """OTLP over gRPC or HTTP/protobuf, as ``OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL`` says; the
+    exporter itself reads endpoint, headers, certificate and timeout from ``OTEL_*``."""
+    protocol = (
+        environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+        or environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+        or "http/protobuf"
+    ).strip()
+    exporter: SpanExporter
+    if protocol == "grpc":  # imported only when asked for: grpc is slow to import
+        from opentelemetry.exporter.otlp.proto.grpc import trace_exporter as grpc
+
+        exporter = grpc.OTLPSpanExporter()
+    elif protocol == "http/protobuf":
+        from opentelemetry.exporter.otlp.proto.http import trace_exporter as http
+
+        exporter = http.OTLPSpanExporter()
+    else:
+        raise ValueError(f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r}: use grpc or http/protobuf")
+    return SafeSpanExporter(exporter)
 
 
 def _plain(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -107,16 +196,30 @@ def _plain(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
     }
 
 
+def make_tracer_provider(
+    service: str, trace_dir: Path | None, environ: Mapping[str, str] | None = None
+) -> TracerProvider:
+    """A TracerProvider for ``service`` exporting to span files and/or OTLP (see above)."""
+    environ = os.environ if environ is None else environ
+    provider = TracerProvider(resource=Resource.create({"service.name": f"brug-{service}"}))
+    if trace_dir is not None:
+        exporter = JsonLinesSpanExporter(Path(trace_dir) / f"{service}.jsonl")
+        provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=200))
+    if otlp_requested(environ):
+        provider.add_span_processor(BatchSpanProcessor(otlp_exporter(environ)))
+    return provider
+
+
 def configure_tracing(service: str, trace_dir: Path | None) -> TracerProvider:
     """The process's TracerProvider, set once (OpenTelemetry refuses to replace it)."""
     global _configured
     with _lock:
         if _configured is None:
-            provider = TracerProvider(resource=Resource.create({"service.name": f"brug-{service}"}))
-            if trace_dir is not None:
-                exporter = JsonLinesSpanExporter(Path(trace_dir) / f"{service}.jsonl")
-                provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=200))
+            provider = make_tracer_provider(service, trace_dir)
             trace.set_tracer_provider(provider)
+            # Outgoing HTTP (webhooks, rest-hooks) as client spans of their trace; database
+            # statements likewise, from each engine (adapters/database.py).
+            trace_httpx()
             # Events wrapped while a span is current carry its trace context.
             cloudevents.set_traceparent_source(current_traceparent)
             _configured = provider
