@@ -9,11 +9,13 @@ are submitted and routed beforehand. Then a case system publishes one ``received
 per referral at a fixed rate (open loop), and for each the clock runs from the broker's
 acknowledgement of the status event to:
 1. the GP's Task updated: the id-only ``GpResourceChanged`` notice on
-   ``brug.gp.changes.<client>.v1``, which the feedback service publishes only after the
-   ledger transaction that moved the Task has committed;
+   ``brug.gp.changes.<client>.v1``, which the ledger queues in the outbox in the transaction
+   that moved the Task and the relay publishes once it committed;
 2. the rest-hook notification for that Task arriving at the GP system's endpoint.
 Baseline, same run and broker: aiokafka produce (acks=all) → consume of records the size of
-a status event, at the same rate. Machines here are noisy: compare ratios.
+a status event, at the same rate. Machines here are noisy: compare ratios. Each rate's
+window also counts the CPU of every process per status event (``bench/cpu.py``);
+``--profile DIR`` records flame graphs of the services on the path during the last rate.
 """
 
 from __future__ import annotations
@@ -27,11 +29,14 @@ import time
 import uuid
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaProducer
 
+from bench.cpu import CpuMeter, cpu_table, stack_processes
+from bench.flames import finish_profiles, start_profiles
 from bench.referral_path import (
     ORGANISATION_TOPIC,
     Arrivals,
@@ -234,9 +239,18 @@ async def measure(stack: DevStack, options: argparse.Namespace) -> dict[str, Fig
     for rate, count in zip(options.rates, counts, strict=True):
         batch = referrals[start : start + count]
         start += count
+        last = rate == options.rates[-1]
+        meter = CpuMeter(stack_processes(stack))
+        profiles = start_profiles(
+            stack, options.profile if last else None, options.seconds, prefix="feedback-"
+        )
+        meter.start()
         updated, pushed = await feedback_latency(
             stack.bootstrap_servers, endpoint, batch, rate, options.seconds
         )
+        meter.stop()
+        finish_profiles(profiles)
+        updated.cpu = cpu_table(meter, len(batch), "status event")
         figures[f"task updated at {rate:g}/s"] = updated
         figures[f"notification delivered at {rate:g}/s"] = pushed
         figures[f"baseline at {rate:g}/s"] = await baseline_latency(
@@ -262,6 +276,8 @@ def report(figures: dict[str, Figures], options: argparse.Namespace) -> str:
                 f"| {name} at {rate:g}/s ({len(f.latencies_ms)}) | {f.percentile(50):.1f} | "
                 f"{f.percentile(95):.1f} | {f.percentile(99):.1f} | {ratio:.1f} |"
             )
+    for rate in options.rates:
+        lines += ["", f"CPU at {rate:g}/s:", figures[f"task updated at {rate:g}/s"].cpu]
     return "\n".join(lines)
 
 
@@ -271,6 +287,7 @@ def main() -> None:
         "--rates", type=lambda text: [float(r) for r in text.split(",")], default=[25.0, 100.0]
     )
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--profile", type=Path, default=None, help="folder for flame graphs")
     services = ("fhir_gateway", "router", "relay", "feedback", "gp_notify")
     run_benchmark(services, measure, report, parser.parse_args())
 
