@@ -5,6 +5,7 @@ object checked against the Kubernetes schemas or its operator's CRD schema."""
 from __future__ import annotations
 
 import copy
+import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -166,6 +167,13 @@ def test_the_alerts_are_those_of_deploy_prometheus(rendered: Objects) -> None:
     assert {"targetLabel": "job", "replacement": "brug"} in monitor["spec"]["endpoints"][0][
         "relabelings"
     ]
+
+
+def test_grafana_gets_the_dashboard(rendered: Objects) -> None:
+    dashboard = _of(rendered, "ConfigMap")["brug-grafana-dashboard"]
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    shipped = json.loads((DEPLOY_DIR / "grafana" / "brug.json").read_text())
+    assert json.loads(dashboard["data"]["brug.json"]) == shipped
 
 
 def test_kafka_is_kraft_with_three_node_replicas_and_simple_authorization(
