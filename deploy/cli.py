@@ -55,19 +55,36 @@ def main() -> None:
         raise SystemExit(1) from None
 
 
-def _stack(state_dir: Path | None):  # type: ignore[no-untyped-def]
+def _stack(  # type: ignore[no-untyped-def]
+    state_dir: Path | None, brokers: int | None = None, replicas: int | None = None
+):
     from deploy.devstack.stack import DevStack, StackConfig
 
-    return DevStack(StackConfig.from_environment((state_dir or default_state_dir()).resolve()))
+    folder = (state_dir or default_state_dir()).resolve()
+    return DevStack(StackConfig.from_environment(folder, brokers=brokers, replicas=replicas))
 
 
 @dev.command("up")
-def dev_up(state_dir: StateDir = None) -> None:
-    """Start Kafka, PostgreSQL and every service (idempotent: restarts what is down)."""
+def dev_up(
+    state_dir: StateDir = None,
+    brokers: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Kafka nodes: 1, or a cluster of 3 (replication factor 3, min ISR 2)."
+        ),
+    ] = None,
+    replicas: Annotated[
+        int | None, typer.Option(min=1, help="Instances of every service (default 1).")
+    ] = None,
+) -> None:
+    """Start Kafka, PostgreSQL and every service (idempotent: restarts what is down).
+    Without --brokers/--replicas: the layout the last `dev up` used, else 1 and 1."""
     from deploy.devstack.kafka import dev_credentials
     from deploy.devstack.stack import dev_tokens
 
-    stack = _stack(state_dir)
+    if brokers is not None and brokers == 2:
+        raise typer.BadParameter("a cluster needs 3 or more brokers (min.insync.replicas=2)")
+    stack = _stack(state_dir, brokers, replicas)
     try:
         stack.up()
     except (RuntimeError, TimeoutError, OSError) as error:

@@ -45,7 +45,8 @@ def make_broker(settings: ServiceSettings, *, service: str) -> KafkaBroker:
         readiness=readiness_for(settings),
     )
     broker = KafkaBroker(
-        settings.kafka_bootstrap_servers,
+        # A cluster's "host:port,host:port": FastStream takes one string as one address.
+        [server.strip() for server in settings.kafka_bootstrap_servers.split(",")],
         client_id=f"brug-{service}",
         security=settings.kafka_credentials.faststream(),
         acks="all",

@@ -62,6 +62,11 @@ class ServiceSettings(BaseSettings):
         "so several services on one host never collide by accident (the dev stack sets one "
         "per service from 9180).",
     )
+    http_reuse_port: bool = Field(
+        default=False,
+        description="Bind the HTTP port with SO_REUSEPORT, so several replicas on one host "
+        "share it (the dev stack's --replicas; adapters/runtime/serving.py).",
+    )
     metrics_host: str = Field(
         default="127.0.0.1", description="Interface for /metrics (0.0.0.0 in containers)."
     )

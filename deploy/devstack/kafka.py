@@ -1,4 +1,6 @@
-"""A real single-node Apache Kafka (KRaft) broker from Maven Central jars, no Docker.
+"""A real Apache Kafka (KRaft) broker from Maven Central jars, no Docker: one node
+(``KafkaNode``) or a cluster of combined broker+controller nodes (``KafkaCluster``:
+replication factor 3, ``min.insync.replicas=2``, every node a voter of a static quorum).
 
 ``mvn dependency:copy-dependencies`` on ``deploy/kafka/pom.xml`` fetches the broker
 once into the cache; each stack then formats its own log directory and runs
@@ -23,7 +25,7 @@ from adapters.kafka_acls import ADMIN_PRINCIPAL
 from adapters.kafka_admin import wait_until_reachable
 from adapters.kafka_security import KafkaCredentials
 from deploy.devstack.paths import DEPLOY_DIR, cache_dir
-from deploy.devstack.processes import ManagedProcess, wait_until_ports_free
+from deploy.devstack.processes import ManagedProcess, stop_all, wait_until_ports_free
 
 POM = DEPLOY_DIR / "kafka" / "pom.xml"
 LOG4J2_CONFIG = DEPLOY_DIR / "kafka" / "log4j2.properties"
@@ -90,15 +92,21 @@ def dev_principal(principal: str) -> KafkaCredentials:
 
 @dataclass(frozen=True)
 class KafkaNode:
-    """One combined broker+controller whose data lives in ``state_dir/kafka``.
+    """One combined broker+controller whose data lives in ``state_dir/<name>``.
 
     ``secured``: SASL/SCRAM with ACLs, the users of ``DEV_CREDENTIALS`` (the dev stack);
-    otherwise PLAINTEXT for anyone (the test suite's shared broker)."""
+    otherwise PLAINTEXT for anyone (the test suite's shared broker). Alone (``voters``
+    empty) it is its own standalone quorum with replication factor 1; as a cluster's node
+    it is ``node_id`` among ``voters`` (``id@host:controller_port``), with the cluster's id."""
 
     state_dir: Path
     port: int
     controller_port: int
     secured: bool = False
+    node_id: int = 1
+    voters: str = ""
+    cluster_id: str = ""
+    name: str = "kafka"
 
     @property
     def admin(self) -> KafkaCredentials:
@@ -111,14 +119,20 @@ class KafkaNode:
 
     @property
     def home(self) -> Path:
-        return self.state_dir / "kafka"
+        return self.state_dir / self.name
 
     @property
     def process(self) -> ManagedProcess:
-        return ManagedProcess("kafka", self.state_dir)
+        return ManagedProcess(self.name, self.state_dir)
 
     def start(self, timeout: float = 90.0) -> None:
         """Start the broker (formatting storage on first use) and wait until it answers."""
+        self.launch()
+        self._wait_until_answering(timeout)
+
+    def launch(self) -> None:
+        """Start the JVM (formatting storage on first use) without waiting for it: a
+        cluster's nodes answer only once a quorum of them runs."""
         libs = ensure_jars()
         config = self._write_config()
         if not (self.home / "data" / "meta.properties").exists():
@@ -126,7 +140,6 @@ class KafkaNode:
         self.process.start(
             self._java(libs, "kafka.Kafka", str(config)), env=_java_env(), cwd=self.home
         )
-        self._wait_until_answering(timeout)
 
     def stop(self) -> bool:
         """Stop the broker; return (True if it ran) once it has exited and its ports are free."""
@@ -162,8 +175,18 @@ class KafkaNode:
         listeners = SASL_LISTENERS if self.secured else PLAINTEXT_LISTENERS
         template = Template(SERVER_TEMPLATE.read_text() + listeners.read_text())
         passwords = dev_credentials()
+        quorum = (
+            f"controller.quorum.voters={self.voters}"
+            if self.voters
+            else f"controller.quorum.bootstrap.servers=127.0.0.1:{self.controller_port}"
+        )
+        replication = 3 if self.voters else 1
         config.write_text(
             template.substitute(
+                node_id=self.node_id,
+                quorum=quorum,
+                replication_factor=replication,
+                min_isr=min(2, replication),
                 port=self.port,
                 controller_port=self.controller_port,
                 log_dir=self.home / "data",
@@ -175,8 +198,10 @@ class KafkaNode:
         return config
 
     def _format_storage(self, libs: Path, config: Path) -> None:
-        cluster_id = _kafka_uuid()
-        argv = self._java(libs, "kafka.tools.StorageTool", "format", "--standalone")
+        cluster_id = self.cluster_id or _kafka_uuid()
+        argv = self._java(libs, "kafka.tools.StorageTool", "format")
+        if not self.voters:
+            argv.append("--standalone")
         # "--cluster-id=<id>": a base64 id may start with "-", which argparse takes for an option.
         argv += [f"--cluster-id={cluster_id}", "--config", str(config), "--ignore-formatted"]
         if self.secured:  # the SCRAM users exist from the first start (KIP-900)
@@ -198,6 +223,75 @@ class KafkaNode:
             main_class,
             *args,
         ]
+
+
+@dataclass(frozen=True)
+class KafkaCluster:
+    """``size`` nodes, node *i* (from 1) on ``port + 2(i-1)`` with its controller on
+    ``controller_port + 2(i-1)`` and its data in ``state_dir/kafka-<i>``; the cluster id is
+    kept in ``state_dir/kafka-cluster-id`` so each node is formatted into the same cluster."""
+
+    state_dir: Path
+    port: int
+    controller_port: int
+    size: int = 3
+    secured: bool = True
+
+    @property
+    def nodes(self) -> list[KafkaNode]:
+        voters = ",".join(
+            f"{i}@127.0.0.1:{self.controller_port + 2 * (i - 1)}" for i in range(1, self.size + 1)
+        )
+        return [
+            KafkaNode(
+                self.state_dir,
+                self.port + 2 * (i - 1),
+                self.controller_port + 2 * (i - 1),
+                secured=self.secured,
+                node_id=i,
+                voters=voters,
+                cluster_id=self._cluster_id(),
+                name=f"kafka-{i}",
+            )
+            for i in range(1, self.size + 1)
+        ]
+
+    @property
+    def admin(self) -> KafkaCredentials:
+        return self.nodes[0].admin
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return ",".join(node.bootstrap_servers for node in self.nodes)
+
+    @property
+    def process(self) -> ManagedProcess:
+        """The first node's (``brug dev status`` lists every node)."""
+        return self.nodes[0].process
+
+    def start(self, timeout: float = 120.0) -> None:
+        """Start every node not running, then wait until the cluster answers."""
+        for node in self.nodes:
+            node.launch()
+        deadline = time.monotonic() + timeout
+        for node in self.nodes:
+            node._wait_until_answering(max(1.0, deadline - time.monotonic()))
+
+    def stop(self) -> bool:
+        """Stop every node at once; True if any ran."""
+        nodes = self.nodes
+        stopped = stop_all([node.process for node in nodes], grace=30.0)
+        ports = {node.port: f"{node.name}" for node in nodes}
+        ports |= {node.controller_port: f"{node.name} controller" for node in nodes}
+        wait_until_ports_free(ports, PORTS_FREE_AFTER_STOP_SECONDS)
+        return bool(stopped)
+
+    def _cluster_id(self) -> str:
+        path = self.state_dir / "kafka-cluster-id"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(_kafka_uuid())
+        return path.read_text().strip()
 
 
 def _kafka_uuid() -> str:

@@ -2,6 +2,14 @@
 
 ``KAFKA_BOOTSTRAP_SERVERS`` / ``BRUG_DATABASE_URL`` point at existing infrastructure
 instead; then the stack starts only the services.
+
+``brokers`` > 1 runs a Kafka cluster (``KafkaCluster``: replication factor 3,
+``min.insync.replicas=2``); ``replicas`` > 1 runs each service that many times: instance 1
+keeps the service's name, instance *r* is ``<service>-<r>`` (its own log, pid file and
+metrics port, ``REPLICA_METRICS_STRIDE`` further on); the HTTP services share their port
+(``SO_REUSEPORT``), the others share the work through their consumer groups and the
+ledger's claims. The layout is kept in ``<state>/layout.json``, so ``status`` and ``down``
+from another shell see every instance.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ from adapters.kafka_acls import service_principal
 from adapters.kafka_admin import broker_health
 from adapters.kafka_security import KafkaCredentials
 from adapters.runtime.service import READY_LOG_LINE
-from deploy.devstack.kafka import KafkaNode, dev_principal
+from deploy.devstack.kafka import KafkaCluster, KafkaNode, dev_principal
 from deploy.devstack.paths import DEPLOY_DIR, REPO_ROOT
 from deploy.devstack.postgres import PostgresCluster
 from deploy.devstack.processes import (
@@ -62,6 +70,9 @@ PORTS_FREE_AFTER_STOP_SECONDS = 10.0
 SERVICE_STOP_GRACE_SECONDS = 20.0
 # Lines of a service's log an error about its start shows.
 LOG_TAIL_LINES = 30
+# Instance r (from 1) of service i serves /metrics on metrics_port_base + i + stride * (r - 1).
+REPLICA_METRICS_STRIDE = 50
+LAYOUT_FILE = "layout.json"
 
 
 @dataclass(frozen=True)
@@ -84,11 +95,21 @@ class StackConfig:
     # service (the tests give every service a free port).
     metrics_port_base: int = DEFAULT_METRICS_PORT_BASE
     metrics_ports: Mapping[str, int] = field(default_factory=dict)
+    # Kafka nodes (1, or a cluster of 3+) and instances of every service.
+    brokers: int = 1
+    replicas: int = 1
 
     @classmethod
-    def from_environment(cls, state_dir: Path) -> StackConfig:
+    def from_environment(
+        cls, state_dir: Path, *, brokers: int | None = None, replicas: int | None = None
+    ) -> StackConfig:
+        """The environment's settings; the layout as given, else as the last ``dev up``
+        in ``state_dir`` left it (``layout.json``), else one broker and one instance."""
         env = os.environ
+        saved = saved_layout(state_dir)
         return cls(
+            brokers=brokers or int(env.get("BRUG_DEV_BROKERS", 0)) or saved.get("brokers", 1),
+            replicas=replicas or int(env.get("BRUG_DEV_REPLICAS", 0)) or saved.get("replicas", 1),
             state_dir=state_dir,
             kafka_port=int(env.get("BRUG_KAFKA_PORT", 19092)),
             kafka_controller_port=int(env.get("BRUG_KAFKA_CONTROLLER_PORT", 19093)),
@@ -121,9 +142,29 @@ class DevStack:
     simulated_organisations: tuple[str, ...] = field(default=SIMULATED_ORGANISATIONS)
 
     @property
-    def kafka(self) -> KafkaNode:
+    def kafka(self) -> KafkaNode | KafkaCluster:
         c = self.config
+        if c.brokers > 1:
+            return KafkaCluster(c.state_dir, c.kafka_port, c.kafka_controller_port, c.brokers)
         return KafkaNode(c.state_dir, c.kafka_port, c.kafka_controller_port, secured=True)
+
+    def instances(self) -> list[str]:
+        """Every service process: ``router``, ``router-2``, … (``replicas`` of each)."""
+        return [
+            name if replica == 1 else f"{name}-{replica}"
+            for name in self.services
+            for replica in range(1, self.config.replicas + 1)
+        ]
+
+    def service_of(self, name: str) -> str | None:
+        """The service an instance runs (``router-2`` -> ``router``); None for a simulator."""
+        if name in self.services:
+            return name
+        base, _, replica = name.rpartition("-")
+        return base if base in self.services and replica.isdigit() else None
+
+    def replica_of(self, name: str) -> int:
+        return 1 if name in self.services else int(name.rpartition("-")[2])
 
     def credentials_of(self, principal: str) -> KafkaCredentials:
         """How ``principal`` (a service's, a client id) connects: its dev SCRAM user on the
@@ -168,14 +209,19 @@ class DevStack:
     def metrics_port(self, name: str) -> int:
         if name in self.config.metrics_ports:
             return self.config.metrics_ports[name]
-        return self.config.metrics_port_base + self.services.index(name)
+        service = self.service_of(name)
+        assert service is not None, f"{name} is no service"
+        further = REPLICA_METRICS_STRIDE * (self.replica_of(name) - 1)
+        if service in self.config.metrics_ports:
+            return self.config.metrics_ports[service] + further
+        return self.config.metrics_port_base + self.services.index(service) + further
 
     def metrics_url(self, name: str) -> str:
-        """Where service ``name`` (as in ``SERVICES``) serves Prometheus metrics."""
+        """Where service instance ``name`` (``router``, ``router-2``) serves Prometheus metrics."""
         return f"http://127.0.0.1:{self.metrics_port(name)}/metrics"
 
     def metrics_urls(self) -> dict[str, str]:
-        return {name: self.metrics_url(name) for name in self.services}
+        return {name: self.metrics_url(name) for name in self.instances()}
 
     def service_process(self, name: str) -> ManagedProcess:
         return ManagedProcess(name, self.config.state_dir)
@@ -187,6 +233,9 @@ class DevStack:
             self.kafka.start()
         if self.config.external_database is None:
             self.postgres.start()
+        (self.config.state_dir / LAYOUT_FILE).write_text(
+            json.dumps({"brokers": self.config.brokers, "replicas": self.config.replicas})
+        )
         provision(
             self.bootstrap_servers,
             self.database_url,
@@ -239,7 +288,10 @@ class DevStack:
         return self.config.state_dir / "simulator" / f"{organisation_id}.jsonl"
 
     def _commands(self) -> dict[str, list[str]]:
-        commands = {name: [sys.executable, "-m", f"services.{name}"] for name in self.services}
+        commands = {
+            name: [sys.executable, "-m", f"services.{self.service_of(name)}"]
+            for name in self.instances()
+        }
         tokens = dev_tokens()
         for organisation in self.simulated_organisations:
             self.case_file(organisation).parent.mkdir(parents=True, exist_ok=True)
@@ -271,10 +323,18 @@ class DevStack:
     def stop_services(self) -> list[str]:
         """Stop every service and simulator at once (SIGTERM, SIGKILL after a grace period);
         return the stopped ones once they have exited and their ports are free."""
-        processes = [self.service_process(name) for name in self._commands()]
+        names = set(self._commands()) | self._leftovers()
+        processes = [self.service_process(name) for name in sorted(names)]
         stopped = [process.name for process in stop_all(processes, SERVICE_STOP_GRACE_SECONDS)]
         wait_until_ports_free(self._ports_of(stopped), PORTS_FREE_AFTER_STOP_SECONDS)
         return stopped
+
+    def _leftovers(self) -> set[str]:
+        """Services and simulators with a pid file that this layout does not name (a
+        stack that ran with more replicas): ``down`` stops them too."""
+        run = self.config.state_dir / "run"
+        found = {path.stem for path in run.glob("*.pid")} if run.is_dir() else set()
+        return {name for name in found if not name.startswith(("kafka", "postgres"))}
 
     def _http_ports(self) -> dict[str, int]:
         """The services that serve HTTP, and on which port (as service_environment says)."""
@@ -285,13 +345,24 @@ class DevStack:
             "console": c.console_port,
         }
 
+    def _http_port_of(self, name: str) -> int | None:
+        return self._http_ports().get(self.service_of(name) or name)
+
     def _ports_of(self, names: list[str]) -> dict[int, str]:
-        """port -> what it is for, of every port the named services listen on."""
+        """port -> what it is for, of every port the named services listen on (an HTTP
+        port that a running instance outside ``names`` shares is not theirs alone)."""
         ports: dict[int, str] = {}
         for name in names:
-            if name in self._http_ports():
-                ports[self._http_ports()[name]] = f"{name} HTTP"
-            if name in self.services and self.metrics_port(name) > 0:
+            http_port = self._http_port_of(name)
+            siblings = [
+                other
+                for other in self.instances()
+                if self.service_of(other) == self.service_of(name) and other not in names
+            ]
+            shared = any(self.service_process(other).is_running() for other in siblings)
+            if http_port is not None and not shared:
+                ports[http_port] = f"{name} HTTP"
+            if self.service_of(name) is not None and self.metrics_port(name) > 0:
                 ports[self.metrics_port(name)] = f"{name} metrics"
         return ports
 
@@ -302,6 +373,17 @@ class DevStack:
         statuses = [
             ComponentStatus(
                 "kafka", kafka.reachable, f"{self.bootstrap_servers}: {kafka.detail}", kafka_pid
+            ),
+            *(
+                ComponentStatus(
+                    node.name,
+                    node.process.is_running(),
+                    node.bootstrap_servers,
+                    node.process.pid(),
+                    str(node.process.log_file),
+                )
+                for node in (self.kafka.nodes if isinstance(self.kafka, KafkaCluster) else [])
+                if self.config.external_kafka is None
             ),
             ComponentStatus(
                 "postgres",
@@ -329,7 +411,7 @@ class DevStack:
         """Who a service or simulator is to Kafka: ``brug-router``, ``case-dynamo-amsterdam``."""
         if name.startswith("case-system-"):
             return f"case-{name.removeprefix('case-system-')}"
-        return service_principal(name)
+        return service_principal(self.service_of(name) or name)
 
     def service_environment(self, name: str) -> dict[str, str]:
         credentials = self.credentials_of(self.principal_of(name))
@@ -351,7 +433,8 @@ class DevStack:
             "BRUG_CONSOLE_PORT": str(self.config.console_port),
             "BRUG_DETAILS_BASE_URL": f"{self.social_base_url}/social/v1/referrals/",
             # Simulators are no services: "0" also overrides a port left in the shell.
-            "BRUG_METRICS_PORT": str(self.metrics_port(name)) if name in self.services else "0",
+            "BRUG_METRICS_PORT": str(self.metrics_port(name)) if self.service_of(name) else "0",
+            "BRUG_HTTP_REUSE_PORT": "true" if self.config.replicas > 1 else "false",
             "BRUG_SERVICE_METRICS_URLS": json.dumps(self.metrics_urls()),
             "BRUG_TRACE_DIR": str(self.trace_dir),
             "PYTHONUNBUFFERED": "1",
@@ -366,7 +449,7 @@ class DevStack:
         HTTP service, for its port: the gateways log it from their lifespan start-up,
         before uvicorn binds the port (and exits if it cannot)."""
         process = self.service_process(name)
-        http_port = self._http_ports().get(name)
+        http_port = self._http_port_of(name)
         deadline = time.monotonic() + timeout
         # Checked at least once: a service waited for after another's timeout may be ready.
         while True:
@@ -408,6 +491,15 @@ def _exited(process: ManagedProcess) -> str:
     if code is None:
         return "exited while starting"
     return f"exited while starting ({f'signal {-code}' if code < 0 else f'exit code {code}'})"
+
+
+def saved_layout(state_dir: Path) -> dict[str, int]:
+    """The brokers and replicas the last ``dev up`` in ``state_dir`` ran with."""
+    try:
+        layout = json.loads((state_dir / LAYOUT_FILE).read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+    return {k: int(v) for k, v in layout.items() if k in ("brokers", "replicas")}
 
 
 def dev_tokens() -> dict[str, str]:

@@ -1,14 +1,12 @@
-import uvicorn
-
+from adapters.runtime.serving import serve
 from services.fhir_gateway.app import create_app
 from services.fhir_gateway.settings import GatewaySettings
 
 settings = GatewaySettings()
-# log_config=None: uvicorn's loggers go through Brug's JSON pipeline instead of their own.
-uvicorn.run(
+serve(
     create_app(settings),
     host=settings.fhir_host,
     port=settings.fhir_port,
-    log_config=None,
+    reuse_port=settings.http_reuse_port,
     timeout_keep_alive=30,
 )

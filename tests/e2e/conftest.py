@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import threading
 import uuid
 from collections.abc import Iterator
@@ -113,6 +114,10 @@ def stack(
             }
     directory_path = infrastructure_dir / "e2e-directory.json"
     directory_path.write_text(json.dumps(directory))
+    # BRUG_E2E_REPLICAS=2: every service twice (the edges sharing their port), as
+    # `brug dev up --replicas 2` runs them.
+    replicas = int(os.environ.get("BRUG_E2E_REPLICAS", "1"))
+    instances = [s if r == 1 else f"{s}-{r}" for s in SERVICES for r in range(1, replicas + 1)]
     running = DevStack(
         StackConfig(
             state_dir=infrastructure_dir / "e2e",
@@ -123,7 +128,8 @@ def stack(
             kafka_dev_users=KafkaCredentials().authenticates,
             external_database=database_url,
             directory_path=directory_path,
-            metrics_ports={name: free_port() for name in SERVICES},
+            metrics_ports={name: free_port() for name in instances},
+            replicas=replicas,
         )
     )
     with pytest.MonkeyPatch.context() as environment:
