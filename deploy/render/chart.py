@@ -1,15 +1,18 @@
 """The chart rendered and checked offline: ``helm template`` with a ``helm`` built from the Go
 module proxy, every object validated against the Kubernetes schemas (``kubernetes-validate``)
 or, for an operator's resource, against its CustomResourceDefinition's schema where a
-package registry serves the CRD (KEDA and the Prometheus operator: their Go modules).
+package registry serves the CRD (KEDA and the Prometheus operator: their Go modules), and
+Strimzi's resources against Strimzi's own Java model (Maven Central's io.strimzi:api).
 
-Downloads go to the cache (``~/.cache/brug``: ``bin/helm``, ``gomod/``), once per machine.
+Downloads go to the cache (``~/.cache/brug``: ``bin/helm``, ``gomod/``, ``m2/``), once per
+machine.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -61,10 +64,14 @@ CRD_SOURCES = (
         ),
     ),
 )
-# Operators whose CRDs no registry reachable here serves: the Go module proxy refuses
-# CloudNativePG's module, and Strimzi publishes its CRDs only with its releases (Maven
-# Central's io.strimzi:api holds the Java model, not the YAML).
-UNVALIDATED_GROUPS = frozenset({"kafka.strimzi.io", "postgresql.cnpg.io"})
+# Strimzi publishes its CRD YAML only with its releases; Maven Central's io.strimzi:api holds
+# its Java model, which checks the Strimzi objects instead (strimzi/StrimziCheck.java).
+STRIMZI_GROUP = "kafka.strimzi.io"
+STRIMZI_POM = Path(__file__).resolve().parent / "strimzi" / "pom.xml"
+STRIMZI_CHECK = STRIMZI_POM.parent / "StrimziCheck.java"
+# No registry reachable here serves CloudNativePG's CRDs (the Go module proxy refuses its
+# module) nor a model of them: its Cluster goes unchecked.
+UNVALIDATED_GROUPS = frozenset({"postgresql.cnpg.io"})
 
 
 def _go() -> str:
@@ -225,11 +232,76 @@ def _name(item: dict[str, Any]) -> str:
     return str(item.get("metadata", {}).get("name", "?"))
 
 
+def strimzi_version() -> str:
+    """The io.strimzi:api version deploy/render/strimzi/pom.xml names."""
+    found = re.search(r"<version>([^<]+)</version>\s*</dependency>", STRIMZI_POM.read_text())
+    if found is None:
+        raise RuntimeError(f"no io.strimzi:api version in {STRIMZI_POM}")
+    return found.group(1)
+
+
+def _strimzi_classpath() -> str:
+    """The classpath of io.strimzi:api and its dependencies (Maven, into the cache's m2)."""
+    listed = cache_dir() / f"strimzi-api-{strimzi_version()}.classpath"
+    if not listed.exists():
+        listed.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [
+                "mvn",
+                "-q",
+                "-B",
+                "-f",
+                str(STRIMZI_POM),
+                "dependency:build-classpath",
+                f"-Dmdep.outputFile={listed}",
+                f"-Dmaven.repo.local={cache_dir() / 'm2'}",
+            ],
+            check=True,
+            timeout=DOWNLOAD_TIMEOUT_SECONDS,
+        )
+    return listed.read_text().strip()
+
+
+def check_strimzi(items: Sequence[dict[str, Any]]) -> dict[tuple[str, str], str | None]:
+    """(kind, name) → None, or what Strimzi's model says is wrong with the object."""
+    if not items:
+        return {}
+    done = subprocess.run(
+        ["java", "-cp", _strimzi_classpath(), str(STRIMZI_CHECK)],
+        input=json.dumps(list(items)),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    results: dict[tuple[str, str], str | None] = {}
+    for line in done.stdout.splitlines():
+        verdict, kind, rest = line.split(" ", 2)
+        name, _, problem = rest.partition(": ")
+        results[(kind, name)] = problem if verdict == "problem" else None
+    if done.returncode != 0 or len(results) != len(items):
+        raise RuntimeError(f"the Strimzi check failed: {done.stderr.strip()[-2000:]}")
+    return results
+
+
+def strimzi_origin() -> str:
+    return f"Strimzi's Java model io.strimzi:api:{strimzi_version()}"
+
+
 def validate_objects(items: Iterable[dict[str, Any]]) -> Iterator[Checked]:
     """Each object checked against the best schema there is: Kubernetes' own (strict: no
-    unknown field), a CRD's, or none (``UNVALIDATED_GROUPS``: ``against`` is None)."""
+    unknown field), a CRD's, Strimzi's model, or none (``UNVALIDATED_GROUPS``: ``against``
+    is None)."""
+    items = list(items)
+    strimzi = check_strimzi(
+        [i for i in items if str(i.get("apiVersion")).split("/")[0] == STRIMZI_GROUP]
+    )
     for item in items:
         api_version, kind = str(item.get("apiVersion")), str(item.get("kind"))
+        if (kind, _name(item)) in strimzi and api_version.startswith(STRIMZI_GROUP):
+            yield Checked(
+                kind, _name(item), api_version, strimzi_origin(), strimzi[(kind, _name(item))]
+            )
+            continue
         found = crd_schemas().get((api_version, kind))
         if found is not None:
             schema, origin = found

@@ -16,7 +16,7 @@ import yaml
 from adapters.clients import ClientKind, load_clients
 from contracts import topics
 from deploy.devstack.paths import DEPLOY_DIR
-from deploy.devstack.stack import DEFAULT_CLIENTS, DEFAULT_DIRECTORY
+from deploy.devstack.stack import DEFAULT_CLIENTS, DEFAULT_DIRECTORY, SERVICES
 from deploy.render.chart import (
     UNVALIDATED_GROUPS,
     lint_chart,
@@ -55,6 +55,8 @@ def test_every_object_validates_against_its_schema(rendered: Objects) -> None:
         assert against[(kind, "Kubernetes")] > 0, kind
     for kind in ("ScaledObject", "TriggerAuthentication", "ServiceMonitor", "PrometheusRule"):
         assert against[(kind, "CRD")] > 0, kind
+    for kind in ("Kafka", "KafkaNodePool", "KafkaTopic", "KafkaUser"):
+        assert against[(kind, "Strimzi's")] > 0, kind
 
 
 def test_the_validation_catches_what_the_api_server_would_refuse(rendered: Objects) -> None:
@@ -64,11 +66,18 @@ def test_the_validation_catches_what_the_api_server_would_refuse(rendered: Objec
     scaled["spec"]["maxReplicaCount"] = "three"
     monitor = copy.deepcopy(_of(rendered, "ServiceMonitor")["brug"])
     monitor["spec"]["endpoints"][0]["scrapeEvery"] = "30s"
-    problems = [c.problem for c in validate_objects([deployment, scaled, monitor])]
+    user = copy.deepcopy(_of(rendered, "KafkaUser")["case-dynamo-amsterdam"])
+    user["spec"]["authorization"]["acls"][0]["operations"] = ["Reed"]
+    kafka = copy.deepcopy(_of(rendered, "Kafka")["brug"])
+    kafka["spec"]["kafka"]["listners"] = []
+    checked = [deployment, scaled, monitor, user, kafka]
+    problems = [c.problem for c in validate_objects(checked)]
     assert all(problems), problems
     assert "httpGett" in str(problems[0])
     assert "three" in str(problems[1])
     assert "scrapeEvery" in str(problems[2])
+    assert "operations[0]" in str(problems[3])
+    assert "listners" in str(problems[4])
 
 
 def test_helm_lint_passes(sample_values: Path) -> None:
@@ -143,6 +152,18 @@ def test_every_service_is_probed_budgeted_and_measured(rendered: Objects) -> Non
     assert set(scaled) == {
         f"brug-{s}" for s in ("router", "fhir-gateway", "webhook-delivery", "feedback", "gp-notify")
     }
+
+
+def test_there_is_a_deployment_per_service_with_its_own_kafka_user(rendered: Objects) -> None:
+    deployments = _of(rendered, "Deployment")
+    wanted = {f"brug-{service.replace('_', '-')}" for service in SERVICES}
+    assert set(deployments) == wanted, "add the service to deploy/helm/brug/values.yaml services"
+    users = _of(rendered, "KafkaUser")
+    for name, deployment in deployments.items():
+        env = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+        assert env["BRUG_KAFKA_USERNAME"]["value"] == name
+        assert name in users
+        assert env["BRUG_KAFKA_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == name
 
 
 def test_secrets_are_referenced_never_embedded(rendered: Objects) -> None:
