@@ -40,6 +40,7 @@ class DeadLetterRow:
     note: str | None
     # Personal data may be in here: only an audited reveal or a replay reads it.
     original_value: str
+    erased_at: datetime | None = None  # retention or an erasure emptied original_value
 
 
 @dataclass(frozen=True)
