@@ -127,12 +127,14 @@ def collect_by_key(
         consumer.close()
 
 
-def eventually(check: Callable[[], T | None], what: str, timeout: float = 30.0) -> T:
+def eventually(
+    check: Callable[[], T | None], what: str, timeout: float = 30.0, interval: float = 0.2
+) -> T:
     """``check()``'s first truthy result, polled until ``timeout``: the one way tests wait."""
     deadline = time.monotonic() + timeout
     while True:
         if result := check():
             return result
         if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout:.0f}s: {what}")
-        time.sleep(0.2)
+            raise AssertionError(f"not within {timeout:g}s: {what}")
+        time.sleep(interval)

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 from contracts import topics
 from deploy.devstack.stack import SERVICES, DevStack
 from tests.e2e.conftest import new_bundle, referral_id_of, resource, task_of
-from tests.helpers import produce
+from tests.helpers import eventually, produce
 
 pytestmark = pytest.mark.integration
 
@@ -70,13 +70,6 @@ def reload_until(page: Page, locator: Locator, timeout: float = 30.0) -> None:
         assert time.monotonic() < deadline, f"{locator} did not appear"
         time.sleep(0.3)
         page.reload()
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.2)
 
 
 def brug(stack: DevStack, *arguments: str) -> subprocess.CompletedProcess[str]:
@@ -148,7 +141,7 @@ def test_a_referral_timeline_shows_every_step_and_brug_trace_prints_the_same(
     bundle = new_bundle()
     identifier = resource(bundle, "ServiceRequest")["identifier"][0]["value"]
     referral_id = submit(gp, bundle)
-    wait_until(lambda: bool(case_entries(stack, "dynamo-amsterdam", referral_id)))
+    eventually(lambda: case_entries(stack, "dynamo-amsterdam", referral_id), "at the case system")
     task_of_id(gp, referral_id)  # the GP system looks for its Task: that is a step too
 
     page = log_in(browser, stack, "olga")
@@ -288,7 +281,7 @@ def test_a_dead_lettered_referral_is_found_fixed_replayed_and_arrives(
     )
     dead_letter.get_by_role("button", name="Replay").click()
     expect(page.locator(".notice")).to_contain_text("replayed to brug.referrals.submitted.v1")
-    wait_until(lambda: bool(case_entries(stack, "welzijn-lelystad", referral_id)))
+    eventually(lambda: case_entries(stack, "welzijn-lelystad", referral_id), "at the case system")
     assert case_entries(stack, "welzijn-lelystad", referral_id)[0]["details_status"] == 200
 
     page.goto(f"{stack.console_url}/referrals/{referral_id}")
@@ -319,7 +312,7 @@ def test_brug_dlq_shows_and_discards_a_dead_letter_with_a_note(
 ) -> None:
     key = str(uuid.uuid4())
     produce(kafka_topics, topics.REFERRALS_SUBMITTED, b"{not json", key.encode())
-    wait_until(lambda: key in brug(stack, "dlq", "list").stdout)
+    eventually(lambda: key in brug(stack, "dlq", "list").stdout, "listed by brug dlq")
     dead_letter_id = _dead_letter_id(stack, key)
 
     shown = brug(stack, "dlq", "show", dead_letter_id)

@@ -5,8 +5,6 @@ personal reaches logs, spans or metrics."""
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +24,7 @@ from tests.e2e.conftest import (
     task_of,
 )
 from tests.e2e.test_referral_path import case_entry
+from tests.helpers import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -48,16 +47,6 @@ def value(samples: list[Sample], name: str, **labels: str) -> float:
     return sum(
         v for n, ls, v in samples if n == name and all(ls.get(k) == w for k, w in labels.items())
     )
-
-
-def eventually(check: Callable[[], T | None], what: str, timeout: float = 30) -> T:
-    """Wait for something the services do after answering (a counter, a span export)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := check():
-            return result
-        time.sleep(0.2)
-    raise AssertionError(f"never happened: {what}")
 
 
 def json_lines(path: Path) -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ from contracts import topics
 from contracts.cloudevents import CloudEvent
 from contracts.events import DeadLetter
 from tests.e2e.conftest import WebhookReceiver, new_bundle, referral_id_of, resource, task_of
-from tests.helpers import wait_for_record
+from tests.helpers import eventually, wait_for_record
 
 pytestmark = pytest.mark.integration
 
@@ -28,13 +28,6 @@ def zoetermeer_bundle() -> dict[str, Any]:
     return bundle
 
 
-def wait_until(condition: Any, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.1)
-
-
 def test_a_webhook_is_signed_retried_after_failures_and_delivered_once(
     gp: httpx.Client, webhook_receiver: WebhookReceiver, database_url: str
 ) -> None:
@@ -42,7 +35,7 @@ def test_a_webhook_is_signed_retried_after_failures_and_delivered_once(
     referral_id = referral_id_of(task_of(gp.post("", json=bundle)))
     webhook_receiver.failures_left[referral_id] = 2
 
-    wait_until(lambda: len(webhook_receiver.attempts_for(referral_id)) >= 3)
+    eventually(lambda: len(webhook_receiver.attempts_for(referral_id)) >= 3, "three attempts")
     time.sleep(1.0)  # any further (wrong) attempt would arrive by now
     attempts = webhook_receiver.attempts_for(referral_id)
     assert len(attempts) == 3, "two failures, one success, then no more"

@@ -22,6 +22,7 @@ from deploy.devstack.processes import (
     wait_until_ports_free,
 )
 from deploy.devstack.stack import DevStack, StackConfig
+from tests.helpers import eventually
 
 # Prints what the test waits for, then sleeps; ``{ignore}`` lets it ignore SIGTERM.
 SLEEPER = """
@@ -51,15 +52,6 @@ print("child", child.pid, flush=True)
 """
 
 
-def eventually(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
-
-
 def alive(pid: int) -> bool:
     """Alive and no zombie (a zombie of ours is reaped on the way)."""
     try:
@@ -84,7 +76,7 @@ def logged(process: ManagedProcess, word: str) -> list[str]:
         found[:] = [line.split()[1:] for line in text.splitlines() if line.startswith(word)]
         return bool(found)
 
-    assert eventually(has_line), f"{process.name} logged no {word!r}: {process.log_tail()}"
+    eventually(has_line, f"{process.name} logging {word!r}", timeout=10, interval=0.02)
     return found[0]
 
 
@@ -147,7 +139,7 @@ def test_children_of_a_crashed_leader_are_stopped_too(processes) -> None:
     code = PARENT.format(child=SLEEPER.format(ignore=""), then="")  # the leader exits
     leader_pid = start(crashed, code)
     child_pid = int(logged(crashed, "child")[0])
-    assert eventually(lambda: not alive(leader_pid))
+    eventually(lambda: not alive(leader_pid), "the leader gone", timeout=10, interval=0.02)
 
     assert not crashed.is_running()
     assert crashed.group() == leader_pid  # its group lives on in the child
@@ -272,5 +264,5 @@ def test_a_live_process_is_reported_by_signal_when_killed(processes) -> None:
     logged(victim, "ready")
     os.kill(pid, signal.SIGKILL)
 
-    assert eventually(lambda: not victim.is_running())
+    eventually(lambda: not victim.is_running(), "the victim gone", timeout=10, interval=0.02)
     assert victim.exit_code() == -signal.SIGKILL
