@@ -117,14 +117,19 @@ def capability_statement(base_url: str, software_version: str) -> dict[str, Any]
                             {
                                 "name": "status",
                                 "definition": "http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/backport-subscription-status",
-                            }
+                            },
+                            {
+                                "name": "events",
+                                "definition": "http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/backport-subscription-events",
+                            },
                         ],
                         "documentation": (
                             "Topic-based (R4 Subscriptions Backport IG): criteria "
                             f"{REFERRAL_FEEDBACK_TOPIC}, channel rest-hook, payload "
                             "application/fhir+json with content id-only, optional "
                             "backport-heartbeat-period. Notified when a Task of the practice "
-                            "changes or a Communication for it arrives."
+                            "changes or a Communication for it arrives; a failing endpoint is "
+                            "retried for up to 24 h; $events returns what was sent."
                         ),
                     },
                     {

@@ -199,7 +199,7 @@ def status_parameters(
     subscription_url: str,
     topic: str,
     status: str,
-    notification_type: NotificationType | Literal["query-status"],
+    notification_type: NotificationType | Literal["query-status", "query-event"],
     events_since_start: int,
     events: Sequence[NotificationEvent] = (),
     error: str | None = None,
@@ -248,13 +248,56 @@ def notification_bundle(
 ) -> dict[str, Any]:
     """A notification: Bundle ``history``, the status first, then (id-only) the focus's
     full URL without its content."""
-    parameters = status_parameters(
+    return _history_bundle(
         subscription_url=subscription_url,
         topic=topic,
         status=status,
         notification_type=notification_type,
         events_since_start=events_since_start,
         events=[event] if event else [],
+        at=at,
+    )
+
+
+def events_bundle(
+    *,
+    subscription_url: str,
+    topic: str,
+    status: str,
+    events_since_start: int,
+    events: Sequence[NotificationEvent],
+    at: datetime,
+) -> dict[str, Any]:
+    """The answer to ``GET Subscription/{id}/$events``: a notification Bundle of type
+    ``query-event`` with every event asked for that is still kept, in order."""
+    return _history_bundle(
+        subscription_url=subscription_url,
+        topic=topic,
+        status=status,
+        notification_type="query-event",
+        events_since_start=events_since_start,
+        events=events,
+        at=at,
+    )
+
+
+def _history_bundle(
+    *,
+    subscription_url: str,
+    topic: str,
+    status: str,
+    notification_type: NotificationType | Literal["query-event"],
+    events_since_start: int,
+    events: Sequence[NotificationEvent],
+    at: datetime,
+) -> dict[str, Any]:
+    parameters = status_parameters(
+        subscription_url=subscription_url,
+        topic=topic,
+        status=status,
+        notification_type=notification_type,
+        events_since_start=events_since_start,
+        events=events,
     )
     entries: list[dict[str, Any]] = [
         {
@@ -264,7 +307,7 @@ def notification_bundle(
             "response": {"status": "200"},
         }
     ]
-    if event is not None:
+    for event in events:
         resource_type = event.focus.rsplit("/", 2)[-2]
         entries.append(
             {

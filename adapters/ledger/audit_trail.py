@@ -101,6 +101,7 @@ PURPOSE_BY_ACTION: dict[str, Purpose] = {
             "subscription-deleted",
             "read-subscription",
             "read-subscription-status",
+            "read-subscription-events",
         ],
         Purpose.FEEDBACK,
     ),

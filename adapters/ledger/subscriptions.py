@@ -3,7 +3,13 @@
 Status: ``requested`` (posted, handshake not yet answered) → ``active`` → ``error`` (the
 endpoint failed) or ``off`` (deleted by the GP system). The event counter is incremented
 in the database (``events_since_start``), so numbers stay unique across restarts and
-replicas. The handshake/heartbeat claims lock their rows (``FOR UPDATE SKIP LOCKED``)."""
+replicas. The handshake/heartbeat claims lock their rows (``FOR UPDATE SKIP LOCKED``).
+
+Every event is kept in ``subscription_events`` (ids only) for ``$events`` and the rest-hook
+retries: a failed notification leaves the subscription ``active`` with ``retry_at`` set
+(and ``error`` saying why); until it catches up, later events queue behind it, so one
+referral's notices keep their order. Only a failure lasting past the retry window (24 h by
+default) puts it in ``error``."""
 
 from __future__ import annotations
 
@@ -12,9 +18,9 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, func, insert, literal, select, update
+from sqlalchemy import Connection, delete, func, insert, literal, select, update
 
-from adapters.ledger.tables import subscriptions
+from adapters.ledger.tables import subscription_events, subscriptions
 
 REQUESTED, ACTIVE, ERROR, OFF = "requested", "active", "error", "off"
 MAX_ERROR_LENGTH = 500
@@ -35,6 +41,26 @@ class SubscriptionRow:
     error: str | None
     created_at: datetime
     resource: dict[str, Any]
+    failing_since: datetime | None = None
+    retry_attempts: int = 0
+    retry_at: datetime | None = None  # None: not failing
+
+
+@dataclass(frozen=True)
+class SubscriptionEvent:
+    """One event as the subscription counted it: what changed (ids only) and when."""
+
+    subscription_id: UUID
+    event_number: int
+    referral_id: UUID
+    resource_type: str  # Task | Communication
+    resource_id: UUID
+    version_id: int
+    occurred_at: datetime
+    delivered_at: datetime | None
+
+    def reference(self) -> str:
+        return f"{self.resource_type}/{self.resource_id}"
 
 
 def _row(row: Any) -> SubscriptionRow:
@@ -52,6 +78,22 @@ def _row(row: Any) -> SubscriptionRow:
         error=row.error,
         created_at=row.created_at,
         resource=row.resource,
+        failing_since=row.failing_since,
+        retry_attempts=row.retry_attempts,
+        retry_at=row.retry_at,
+    )
+
+
+def _event(row: Any) -> SubscriptionEvent:
+    return SubscriptionEvent(
+        subscription_id=row.subscription_id,
+        event_number=row.event_number,
+        referral_id=row.referral_id,
+        resource_type=row.resource_type,
+        resource_id=row.resource_id,
+        version_id=row.version_id,
+        occurred_at=row.occurred_at,
+        delivered_at=row.delivered_at,
     )
 
 
@@ -159,6 +201,7 @@ class Subscriptions:
             .where(
                 (subscriptions.c.status == ACTIVE)
                 & subscriptions.c.heartbeat_seconds.is_not(None)
+                & subscriptions.c.retry_at.is_(None)  # a failing one is probed by the retries
                 & (since + period <= now)
             )
             .order_by(since)
@@ -187,3 +230,126 @@ class Subscriptions:
             )
             .values(status=ERROR, error=reason[:MAX_ERROR_LENGTH])
         )
+
+    # -- the events: $events and the retries ------------------------------------------
+
+    def record_events(
+        self,
+        counted: list[SubscriptionRow],
+        *,
+        referral_id: UUID,
+        resource_type: str,
+        resource_id: UUID,
+        version_id: int,
+        occurred_at: datetime,
+        at: datetime,
+    ) -> None:
+        """The event each counted subscription numbered (``events_since_start``)."""
+        if not counted:
+            return
+        self.connection.execute(
+            insert(subscription_events),
+            [
+                {
+                    "subscription_id": s.subscription_id,
+                    "event_number": s.events_since_start,
+                    "referral_id": referral_id,
+                    "resource_type": resource_type,
+                    "resource_id": resource_id,
+                    "version_id": version_id,
+                    "occurred_at": occurred_at,
+                    "recorded_at": at,
+                }
+                for s in counted
+            ],
+        )
+
+    def events(
+        self, subscription_id: UUID, since: int, until: int, limit: int
+    ) -> list[SubscriptionEvent]:
+        """Events ``since``..``until`` (inclusive) still kept, oldest first, at most ``limit``."""
+        rows = self.connection.execute(
+            select(subscription_events)
+            .where(
+                (subscription_events.c.subscription_id == subscription_id)
+                & subscription_events.c.event_number.between(since, until)
+            )
+            .order_by(subscription_events.c.event_number)
+            .limit(limit)
+        )
+        return [_event(r) for r in rows]
+
+    def undelivered(self, subscription_id: UUID, limit: int) -> list[SubscriptionEvent]:
+        rows = self.connection.execute(
+            select(subscription_events)
+            .where(
+                (subscription_events.c.subscription_id == subscription_id)
+                & subscription_events.c.delivered_at.is_(None)
+            )
+            .order_by(subscription_events.c.event_number)
+            .limit(limit)
+        )
+        return [_event(r) for r in rows]
+
+    def delivered(self, subscription_id: UUID, event_number: int, at: datetime) -> None:
+        self.connection.execute(
+            update(subscription_events)
+            .where(
+                (subscription_events.c.subscription_id == subscription_id)
+                & (subscription_events.c.event_number == event_number)
+            )
+            .values(delivered_at=at)
+        )
+
+    def retry_later(self, subscription_id: UUID, reason: str, now: datetime, at: datetime) -> None:
+        """A notification failed: stay ``active``, try again ``at``; ``error`` says why."""
+        self.connection.execute(
+            update(subscriptions)
+            .where(
+                (subscriptions.c.subscription_id == subscription_id)
+                & (subscriptions.c.status == ACTIVE)
+            )
+            .values(
+                failing_since=func.coalesce(subscriptions.c.failing_since, now),
+                retry_attempts=subscriptions.c.retry_attempts + 1,
+                retry_at=at,
+                error=reason[:MAX_ERROR_LENGTH],
+            )
+        )
+
+    def claim_retries_due(self, now: datetime, limit: int = 20) -> list[SubscriptionRow]:
+        """Active subscriptions whose next try is due, locked until the transaction ends."""
+        rows = self.connection.execute(
+            select(subscriptions)
+            .where((subscriptions.c.status == ACTIVE) & (subscriptions.c.retry_at <= now))
+            .order_by(subscriptions.c.retry_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return [_row(r) for r in rows]
+
+    def caught_up(self, subscription_id: UUID, at: datetime) -> bool:
+        """Clear the retry state if nothing is left undelivered (the row is locked by the
+        caller's claim, so an event counted meanwhile waits and then sees it)."""
+        if self.undelivered(subscription_id, 1):
+            self.connection.execute(
+                update(subscriptions)
+                .where(subscriptions.c.subscription_id == subscription_id)
+                .values(retry_at=at)  # more to send: the next round goes on
+            )
+            return False
+        self.connection.execute(
+            update(subscriptions)
+            .where(subscriptions.c.subscription_id == subscription_id)
+            .values(
+                failing_since=None, retry_attempts=0, retry_at=None, error=None, last_sent_at=at
+            )
+        )
+        return True
+
+    def purge_events(self, before: datetime) -> int:
+        """Forget events recorded before ``before`` (``$events`` no longer has them)."""
+        result = self.connection.execute(
+            delete(subscription_events).where(subscription_events.c.recorded_at < before)
+        )
+        return result.rowcount or 0

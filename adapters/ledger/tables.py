@@ -226,7 +226,33 @@ subscriptions = Table(
     Column("error", String(500), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("resource", JSONB, nullable=False),  # the Subscription as the GP posted it
+    # Rest-hook retries (migration 0018): null retry_at is not failing.
+    Column("failing_since", DateTime(timezone=True), nullable=True),
+    Column("retry_attempts", Integer, nullable=False, server_default=text("0")),
+    Column("retry_at", DateTime(timezone=True), nullable=True),
     Index("ix_subscriptions_organisation", "organisation", "status"),
+    Index("ix_subscriptions_retry_at", "retry_at"),
+)
+
+# Every notification event of a Subscription, ids only (migration 0018): $events and retries.
+subscription_events = Table(
+    "subscription_events",
+    metadata,
+    Column(
+        "subscription_id",
+        Uuid,
+        ForeignKey("subscriptions.subscription_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("event_number", BigInteger, primary_key=True),
+    Column("referral_id", Uuid, nullable=False),
+    Column("resource_type", String(32), nullable=False),
+    Column("resource_id", Uuid, nullable=False),
+    Column("version_id", Integer, nullable=False),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Column("delivered_at", DateTime(timezone=True), nullable=True),
+    Index("ix_subscription_events_recorded_at", "recorded_at"),
 )
 
 # Dead letters the console consumed from brug.deadletter.v1, for operators to act on.
@@ -310,3 +336,9 @@ client_assertions = Table(
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Index("ix_client_assertions_expires_at", "expires_at"),
 )
+
+# The national monitor's pseudonymous dataset (adapters/monitor/tables.py, migration 0016).
+from adapters.monitor.tables import LIVE_TABLE, REBUILD_TABLE, monitor_table  # noqa: E402
+
+monitor_referrals = monitor_table(LIVE_TABLE, metadata)
+monitor_rebuild_referrals = monitor_table(REBUILD_TABLE, metadata)

@@ -1,4 +1,5 @@
-"""FHIR R4 Subscriptions (Backport IG) for GP systems: create, read, ``$status``, delete.
+"""FHIR R4 Subscriptions (Backport IG) for GP systems: create, read, ``$status``,
+``$events`` (the notifications sent, to recover missed ones), delete.
 
 A GP system subscribes its endpoint to Brug's one topic (changes to its referrals' Tasks
 and Communications for it); ``services/gp_notify`` sends the handshake, heartbeats and
@@ -26,7 +27,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from adapters.clients import Client
 from adapters.fhir.outcomes import FhirProblem
 from adapters.fhir.subscriptions import (
+    NotificationEvent,
     SubscriptionRequest,
+    events_bundle,
     parse_subscription,
     status_bundle,
     status_parameters,
@@ -38,6 +41,9 @@ from adapters.outbound import Refused, pinned_target
 from contracts.fhir_systems import REFERRAL_FEEDBACK_TOPIC
 
 MAX_SUBSCRIPTION_BYTES = 64 * 1024
+MAX_EVENTS = 100  # per $events answer; ask again from the last number + 1 for more
+EVENTS_PARAMETERS = frozenset({"eventsSinceNumber", "eventsUntilNumber", "content", "_format"})
+CONTENT_CODES = frozenset({"empty", "id-only", "full-resource"})  # a hint: id-only is sent
 JSON_TYPES = frozenset({"application/fhir+json", "application/json"})
 
 Authenticate = Callable[[Request], Client]
@@ -144,6 +150,34 @@ def subscription_routes(
         )
         return respond(request, 200, status_bundle(parameters, datetime.now(UTC)), None)
 
+    @router.get("/fhir/Subscription/{subscription_id}/$events")
+    async def subscription_events(subscription_id: str, request: Request) -> Response:
+        """Backport IG ``$events``: the events numbered ``eventsSinceNumber`` (default 1)
+        to ``eventsUntilNumber`` (default the latest) still kept, at most ``MAX_EVENTS``."""
+        client = authenticate(request)
+        since, until = _event_range(request.query_params.multi_items())
+        row = await owned(client, subscription_id, "read-subscription-events")
+        last = row.events_since_start if until is None else min(until, row.events_since_start)
+        kept = await run(
+            False,
+            lambda c: Subscriptions(c).events(row.subscription_id, since, last, MAX_EVENTS),
+        )
+        events = [
+            NotificationEvent(
+                number=e.event_number, timestamp=e.occurred_at, focus=f"{base}/{e.reference()}"
+            )
+            for e in kept
+        ]
+        bundle = events_bundle(
+            subscription_url=url_of(row.subscription_id),
+            topic=row.topic,
+            status=row.status,
+            events_since_start=row.events_since_start,
+            events=events,
+            at=datetime.now(UTC),
+        )
+        return respond(request, 200, bundle, None)
+
     @router.delete("/fhir/Subscription/{subscription_id}")
     async def delete_subscription(subscription_id: str, request: Request) -> Response:
         client = authenticate(request)
@@ -181,6 +215,38 @@ async def _json_body(request: Request) -> Any:
         return json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise FhirProblem(400, "structure", f"the body is not valid JSON: {error}") from None
+
+
+def _event_range(params: list[tuple[str, str]]) -> tuple[int, int | None]:
+    """(since, until) of ``$events``; a parameter Brug does not know is refused (400)."""
+    values: dict[str, str] = {}
+    for name, value in params:
+        if name not in EVENTS_PARAMETERS:
+            known = ", ".join(sorted(EVENTS_PARAMETERS - {"_format"}))
+            raise FhirProblem(
+                400, "not-supported", f"$events takes {known}; not {name[:40]!r}", name[:40]
+            )
+        values[name] = value
+    if values.get("content", "id-only") not in CONTENT_CODES:
+        raise FhirProblem(
+            400, "value", f"content must be one of {', '.join(sorted(CONTENT_CODES))}", "content"
+        )
+    since = _event_number(values, "eventsSinceNumber") or 1
+    until = _event_number(values, "eventsUntilNumber")
+    if until is not None and until < since:
+        raise FhirProblem(
+            400, "value", "eventsUntilNumber is below eventsSinceNumber", "eventsUntilNumber"
+        )
+    return since, until
+
+
+def _event_number(values: dict[str, str], name: str) -> int | None:
+    value = values.get(name)
+    if value is None:
+        return None
+    if not value.isascii() or not value.isdigit() or len(value) > 18 or int(value) < 1:
+        raise FhirProblem(400, "value", f"{name} must be an event number (1 or more)", name)
+    return int(value)
 
 
 def _uuid(value: str) -> uuid.UUID | None:

@@ -123,7 +123,7 @@ def log_outcome(kind: str, subscription: SubscriptionRow, failure: str | None, *
         log.info(f"{kind} delivered", subscription_id=str(subscription.subscription_id), **ids)
     else:
         log.warning(
-            f"{kind} failed; subscription in error",
+            f"{kind} failed",
             subscription_id=str(subscription.subscription_id),
             error=failure,
             **ids,

@@ -5,10 +5,11 @@ system reads it through the FHIR API).
 
 A record is finished, for every subscription, before the next of its partition: one
 referral's notifications arrive in order (event numbers, counted atomically per
-subscription, order them across referrals). An endpoint that fails a few quick attempts
-puts its subscription in ``error`` (readable in ``$status``), so one bad endpoint never
-blocks the partition. A 2xx is a receipt for the welfare organisation
-(``FeedbackReceivedByGp``, channel ``push``) the first time, written to the outbox.
+subscription, order them across referrals). Each event is kept (``subscription_events``)
+for ``$events``. An endpoint that fails a few quick attempts is retried later with backoff
+(``retries.py``) and later events queue behind it, so one bad endpoint never blocks the
+partition and its notices keep their order. A 2xx is a receipt for the welfare
+organisation (``FeedbackReceivedByGp``, channel ``push``) the first time, in the outbox.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.fhir.subscriptions import NotificationEvent
 from adapters.ledger.repository import Ledger, Receipt
-from adapters.ledger.subscriptions import SubscriptionRow, Subscriptions
+from adapters.ledger.subscriptions import SubscriptionEvent, SubscriptionRow, Subscriptions
 from adapters.outbox import Outbox
 from adapters.outbox.messages import receipt_message
 from adapters.runtime.kafka import NEW_GROUP_STARTS_AT, consumer_group
@@ -34,6 +35,7 @@ from contracts import topics
 from contracts.cloudevents import CloudEvent
 from contracts.events import FeedbackReceivedByGp
 from contracts.events.gp import GpResourceChanged
+from domain.backoff import Backoff
 from services.gp_notify import SERVICE
 from services.gp_notify.endpoints import Endpoints, log_outcome
 
@@ -52,6 +54,7 @@ class Notifying:
     engine: AsyncEngine
     endpoints: Endpoints
     gp_organisations: Mapping[str, str]  # which GP organisation (AGB) a client acts for
+    backoff: Backoff  # when a failed notification is tried again, and when to give up
 
 
 def changes_router(notifying: Notifying, *, workers: int) -> KafkaRouter:
@@ -87,26 +90,36 @@ def changes_router(notifying: Notifying, *, workers: int) -> KafkaRouter:
 
 
 async def notify(notifying: Notifying, client_id: str, change: GpResourceChanged) -> None:
-    """Count, deliver to every subscription at once, then record outcomes and the receipt in
-    one transaction: three round trips to the database whatever the number of subscriptions."""
+    """Count and keep the event, deliver to every subscription at once (those catching up
+    on earlier failures only queue it), then record outcomes and the receipt in one
+    transaction: three round trips to the database whatever the number of subscriptions."""
     organisation = notifying.gp_organisations.get(client_id)
     if organisation is None:
         log.warning("change for an unknown GP client", client_id=client_id)
         return
     now = datetime.now(UTC)
     async with notifying.engine.begin() as connection:
-        counted = await connection.run_sync(
-            lambda c: Subscriptions(c).count_event(organisation, now)
-        )
+        counted = await connection.run_sync(_count, organisation, change, now)
     if not counted:
         return
+    direct = [s for s in counted if s.retry_at is None]
+    for subscription in counted:
+        if subscription.retry_at is not None:
+            log.info(
+                "event-notification queued behind retries",
+                subscription_id=str(subscription.subscription_id),
+                event_number=subscription.events_since_start,
+                referral_id=str(change.referral_id),
+            )
     focus = notifying.endpoints.url(change.reference())
     failures = await asyncio.gather(
-        *(_deliver(notifying.endpoints, s, change, focus) for s in counted)
+        *(_deliver(notifying.endpoints, s, change, focus) for s in direct)
     )
     async with notifying.engine.begin() as connection:
-        receipt = await connection.run_sync(_record_outcomes, change, counted, failures, now)
-    for subscription, failure in zip(counted, failures, strict=True):
+        receipt = await connection.run_sync(
+            _record_outcomes, notifying.backoff, change, direct, failures, now
+        )
+    for subscription, failure in zip(direct, failures, strict=True):
         log_outcome(
             "event-notification",
             subscription,
@@ -116,6 +129,23 @@ async def notify(notifying: Notifying, client_id: str, change: GpResourceChanged
         )
     if receipt is not None:
         log.info("receipt queued", referral_id=str(receipt.referral_id), channel="push")
+
+
+def _count(
+    connection: Connection, organisation: str, change: GpResourceChanged, now: datetime
+) -> list[SubscriptionRow]:
+    store = Subscriptions(connection)
+    counted = store.count_event(organisation, now)
+    store.record_events(
+        counted,
+        referral_id=change.referral_id,
+        resource_type=change.resource_type,
+        resource_id=change.resource_id,
+        version_id=change.version_id,
+        occurred_at=change.changed_at,
+        at=now,
+    )
+    return counted
 
 
 async def _deliver(
@@ -129,34 +159,64 @@ async def _deliver(
 
 def _record_outcomes(
     connection: Connection,
+    backoff: Backoff,
     change: GpResourceChanged,
-    counted: list[SubscriptionRow],
+    direct: list[SubscriptionRow],
     failures: list[str | None],
     now: datetime,
 ) -> Receipt | None:
-    """Each subscription's outcome, the audit trail, and — if any endpoint took it — the
-    receipt (first time only)."""
-    store, ledger = Subscriptions(connection), Ledger(connection)
-    for subscription, failure in zip(counted, failures, strict=True):
+    """Each subscription's outcome (delivered, or retried later), the audit trail, and — if
+    any endpoint took it — the receipt (first time only)."""
+    store = Subscriptions(connection)
+    receipt = None
+    for subscription, failure in zip(direct, failures, strict=True):
         if failure is not None:
-            store.failed(subscription.subscription_id, failure)
+            store.retry_later(
+                subscription.subscription_id, failure, now, backoff.next_attempt(now, 1)
+            )
             continue
-        ledger.audit(
-            actor=f"service:{SERVICE}",
-            action="notified-gp",
+        event = SubscriptionEvent(
+            subscription_id=subscription.subscription_id,
+            event_number=subscription.events_since_start,
             referral_id=change.referral_id,
-            detail={
-                "subscription_id": str(subscription.subscription_id),
-                "resource": change.reference(),
-                "version": change.version_id,
-                "event_number": subscription.events_since_start,
-            },
+            resource_type=change.resource_type,
+            resource_id=change.resource_id,
+            version_id=change.version_id,
+            occurred_at=change.changed_at,
+            delivered_at=None,
         )
-    if all(failure is not None for failure in failures):
-        return None
-    receipt = ledger.record_gp_receipt(
-        change.resource_type, change.resource_id, change.version_id, "push", now
+        receipt = record_delivery(connection, event, now) or receipt
+    return receipt
+
+
+def record_delivery(
+    connection: Connection, event: SubscriptionEvent, now: datetime, *, retried: bool = False
+) -> Receipt | None:
+    """The endpoint took ``event``: stamped, audited, and the first time the resource's
+    version reaches the GP system a receipt into the outbox (a Kafka outage cannot lose it)."""
+    Subscriptions(connection).delivered(event.subscription_id, event.event_number, now)
+    ledger = Ledger(connection)
+    detail: dict[str, Any] = {
+        "subscription_id": str(event.subscription_id),
+        "resource": event.reference(),
+        "version": event.version_id,
+        "event_number": event.event_number,
+    }
+    if retried:
+        detail["retried"] = True
+    ledger.audit(
+        actor=f"service:{SERVICE}",
+        action="notified-gp",
+        referral_id=event.referral_id,
+        detail=detail,
     )
-    if receipt is not None:  # in the outbox with the stamp: a Kafka outage cannot lose it
+    receipt = ledger.record_gp_receipt(
+        event.resource_type,
+        event.resource_id,
+        event.version_id,
+        "push",
+        now,
+    )
+    if receipt is not None:
         Outbox(connection).add(receipt_message(receipt, "push", now, service=SERVICE))
     return receipt

@@ -1,6 +1,7 @@
 """The subscriptions' upkeep loop (every ``BRUG_NOTIFY_POLL_SECONDS``): the handshake to
 ``requested`` subscriptions (2xx → ``active``, else ``error``) and heartbeats to ``active``
-ones whose heartbeat period passed without anything sent.
+ones whose heartbeat period passed without anything sent (a failed heartbeat is retried
+with backoff by ``retries.py``, as a failed event is).
 
 Each subscription is claimed (row locked), greeted and settled in one transaction, so two
 replicas never both send it the same handshake or heartbeat.
@@ -13,9 +14,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
+from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.ledger.subscriptions import SubscriptionRow, Subscriptions
+from domain.backoff import Backoff
 from services.gp_notify import SERVICE
 from services.gp_notify.endpoints import Endpoints, log_outcome
 
@@ -25,9 +28,12 @@ log = structlog.get_logger(f"brug.{SERVICE}")
 class Upkeep:
     """Handshakes and heartbeats; ``run_forever`` is the loop."""
 
-    def __init__(self, engine: AsyncEngine, endpoints: Endpoints, *, poll_seconds: float) -> None:
+    def __init__(
+        self, engine: AsyncEngine, endpoints: Endpoints, backoff: Backoff, *, poll_seconds: float
+    ) -> None:
         self._engine = engine
         self._endpoints = endpoints
+        self._backoff = backoff
         self._poll_seconds = poll_seconds
 
     async def run_forever(self) -> None:
@@ -57,7 +63,12 @@ class Upkeep:
             ]
             failures = await self._send_all(due, bodies)
             for subscription, failure in zip(due, failures, strict=True):
-                await _settle(connection, subscription, failure, activate=False)
+                if failure is None:
+                    await _settle(connection, subscription, failure, activate=False)
+                else:
+                    await connection.run_sync(
+                        _retry_later, subscription, failure, now, self._backoff.next_attempt(now, 1)
+                    )
                 log_outcome("heartbeat", subscription, failure)
 
     async def _send_all(
@@ -85,3 +96,9 @@ async def _settle(
         )
     else:
         await connection.run_sync(lambda c: Subscriptions(c).failed(identifier, failure))
+
+
+def _retry_later(
+    connection: Connection, subscription: SubscriptionRow, failure: str, now: datetime, at: datetime
+) -> None:
+    Subscriptions(connection).retry_later(subscription.subscription_id, failure, now, at)

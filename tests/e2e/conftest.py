@@ -138,6 +138,10 @@ def stack(
         environment.setenv("BRUG_WEBHOOK_BACKOFF_BASE_SECONDS", "0.2")
         environment.setenv("BRUG_WEBHOOK_MAX_AGE_SECONDS", "4")
         environment.setenv("BRUG_WEBHOOK_POLL_SECONDS", "0.1")
+        # Short rest-hook retries: 0.2 s doubling to 0.5 s, given up after 8 s.
+        environment.setenv("BRUG_NOTIFY_BACKOFF_BASE_SECONDS", "0.2")
+        environment.setenv("BRUG_NOTIFY_BACKOFF_CAP_SECONDS", "0.5")
+        environment.setenv("BRUG_NOTIFY_GIVE_UP_SECONDS", "8")
         environment.setenv("BRUG_TIMER_POLL_SECONDS", "0.3")
         environment.setenv("BRUG_FLOWS_CACHE_SECONDS", "0.5")
         running.start_services()

@@ -1,6 +1,9 @@
 """FHIR Subscriptions (R4 Backport IG) end to end: a GP system subscribes its endpoint,
-gets the handshake, heartbeats and id-only notifications in order; failures show in
-``$status``; another practice cannot see the Subscription; DELETE stops notifications."""
+gets the handshake, heartbeats and id-only notifications in order; a failing endpoint is
+retried with backoff and gets what it missed in order once it answers, or goes to ``error``
+after the retry window (the stack runs a window of seconds, BRUG_NOTIFY_GIVE_UP_SECONDS);
+``$events`` returns the notifications sent; another practice cannot see the Subscription;
+DELETE stops notifications."""
 
 from __future__ import annotations
 
@@ -42,6 +45,7 @@ from tests.helpers import produce, wait_for_record
 pytestmark = pytest.mark.integration
 
 GP_CLIENT = "his-amsterdam-centrum"  # deploy/clients/dev.json: AGB 01999001
+NOTIFY_ATTEMPTS = 3  # NotifySettings' quick attempts per notification
 HIS_SECRET = "Bearer his-endpoint-secret"
 
 
@@ -59,14 +63,15 @@ class GpEndpoint:
                 name = self.path.rsplit("/", 1)[-1]
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with endpoint.lock:
+                    failing = name in endpoint.failing
                     endpoint.received.setdefault(name, []).append(
                         {
                             "body": body,
                             "content_type": self.headers["Content-Type"],
                             "authorization": self.headers["Authorization"],
+                            "answered": 500 if failing else 200,
                         }
                     )
-                    failing = name in endpoint.failing
                 self.send_response(500 if failing else 200)
                 self.end_headers()
 
@@ -298,7 +303,7 @@ def test_unsupported_subscriptions_are_refused(gp: httpx.Client, endpoint: GpEnd
         assert reply.json()["resourceType"] == "OperationOutcome"
 
 
-def test_a_failing_endpoint_puts_the_subscription_in_error(
+def test_an_endpoint_failing_past_the_retry_window_puts_the_subscription_in_error(
     gp: httpx.Client,
     kafka_topics: str,
     endpoint: GpEndpoint,
@@ -311,7 +316,54 @@ def test_a_failing_endpoint_puts_the_subscription_in_error(
     _change(kafka_topics, referral_id, "Task", task_id, 2, task_id)
     status = _status_is(gp, subscription_id, "error")
     assert "HTTP 500" in status["error"]["valueCodeableConcept"]["text"]
-    assert len(endpoint.notifications(name, "event-notification")) >= 1  # it was tried
+    assert "given up" in status["error"]["valueCodeableConcept"]["text"]
+    tried = endpoint.notifications(name, "event-notification")
+    assert len(tried) > NOTIFY_ATTEMPTS, "retried after the quick attempts"
+    assert {_events([n])[0][0] for n in tried} == {1}, "the same event each time"
+
+
+def test_events_returns_the_notifications_sent_so_a_gp_system_recovers_missed_ones(
+    gp: httpx.Client,
+    stack: DevStack,
+    kafka_topics: str,
+    endpoint: GpEndpoint,
+    subscribe: Callable[..., tuple[str, str]],
+) -> None:
+    subscription_id, name = subscribe()
+    _status_is(gp, subscription_id, "active")
+    referral_id, task_id = _referral(gp)
+    communication_id = str(uuid.uuid4())
+    _change(kafka_topics, referral_id, "Task", task_id, 2, task_id)
+    _change(kafka_topics, referral_id, "Communication", communication_id, 1, task_id)
+    _eventually(
+        lambda: len(endpoint.notifications(name, "event-notification")) >= 2, "two notifications"
+    )
+
+    reply = gp.get(
+        f"/Subscription/{subscription_id}/$events",
+        params={"eventsSinceNumber": "2", "eventsUntilNumber": "2"},
+    )
+    everything = gp.get(f"/Subscription/{subscription_id}/$events")
+
+    assert reply.status_code == 200, reply.text
+    bundle = reply.json()
+    assert bundle["type"] == "history"
+    status = _params(bundle)
+    assert status["type"]["valueCode"] == "query-event"
+    assert status["events-since-subscription-start"]["valueString"] == "2"
+    communication = f"{stack.fhir_base_url}/Communication/{communication_id}"
+    assert _events([{"body": bundle}]) == [(2, 2, communication)]
+    assert [e["fullUrl"] for e in bundle["entry"][1:]] == [communication]
+    assert all("resource" not in e for e in bundle["entry"][1:]), "id-only"
+    parts = [p["part"] for p in _params(everything.json()).values() if "part" in p]
+    assert everything.status_code == 200 and len(everything.json()["entry"]) == 3
+    assert parts, "the notification events are listed"
+    with httpx.Client(
+        base_url=stack.fhir_base_url, headers={"Authorization": f"Bearer {GP_LELYSTAD}"}
+    ) as lelystad:
+        assert lelystad.get(f"/Subscription/{subscription_id}/$events").status_code == 404
+    bad = gp.get(f"/Subscription/{subscription_id}/$events", params={"eventsSinceNumber": "x"})
+    assert bad.status_code == 400 and bad.json()["resourceType"] == "OperationOutcome"
 
 
 def test_a_failed_handshake_puts_the_subscription_in_error(

@@ -2,7 +2,8 @@
 
 The answers come from the FHIR gateway in-process (TestClient in front, the real PostgreSQL
 behind): transaction-responses, a Task and a Task searchset, OperationOutcomes of refused
-requests, the CapabilityStatement, a Subscription, its ``$status`` and ``$events``. What other
+requests, the CapabilityStatement, a Subscription, its ``$status`` and ``$events`` (with two
+events recorded as gp_notify records them). What other
 services build is made by the functions they call: the Communications of feedback and
 signals, a signal's action Task, and the notification Bundles gp_notify POSTs.
 
@@ -24,10 +25,12 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from faststream.kafka import TestKafkaBroker
+from sqlalchemy import Engine
 
 from adapters.fhir.resources import action_task_resource, communication_resource
 from adapters.fhir.subscriptions import NotificationEvent, notification_bundle
 from adapters.ledger.repository import CommunicationRow, ReferralRow
+from adapters.ledger.subscriptions import Subscriptions
 from contracts.codes import ReferralStatus
 from contracts.events.status import PositiveHealthDimension
 from contracts.fhir_systems import BACKPORT_PAYLOAD_CONTENT, REFERRAL_FEEDBACK_TOPIC
@@ -69,7 +72,28 @@ def _ok(reply: Any, status: int = 200) -> dict[str, Any]:
     return document
 
 
-def _gateway_answers(gateway: TestClient) -> Iterator[tuple[str, dict[str, Any]]]:
+def _two_events(engine: Engine, subscription_id: str, task_id: str, referral_id: str) -> None:
+    """As gp_notify leaves it after two notices about the Task."""
+    now = datetime.now(UTC)
+    with engine.begin() as connection:
+        store = Subscriptions(connection)
+        store.sent(uuid.UUID(subscription_id), now, activate=True)
+        row = store.get(uuid.UUID(subscription_id), "01999001")
+        assert row is not None
+        for version in (2, 3):
+            counted = store.count_event(row.organisation, now)
+            store.record_events(
+                [s for s in counted if str(s.subscription_id) == subscription_id],
+                referral_id=uuid.UUID(referral_id),
+                resource_type="Task",
+                resource_id=uuid.UUID(task_id),
+                version_id=version,
+                occurred_at=now,
+                at=now,
+            )
+
+
+def _gateway_answers(gateway: TestClient, engine: Engine) -> Iterator[tuple[str, dict[str, Any]]]:
     submitted = _ok(gateway.post("/fhir", json=sample_bundle(), headers=GP | FHIR_JSON), 201)
     yield "transaction-response", submitted
     with_task = sample_bundle()
@@ -95,7 +119,8 @@ def _gateway_answers(gateway: TestClient) -> Iterator[tuple[str, dict[str, Any]]
     )
     found = _ok(gateway.get("/fhir/Task", params={"focus": service_request}, headers=GP))
     yield "task-searchset", found
-    task_id = found["entry"][0]["resource"]["id"]
+    task = found["entry"][0]["resource"]
+    task_id = task["id"]
     yield "task", _ok(gateway.get(f"/fhir/Task/{task_id}", headers=GP))
     yield (
         "communication-searchset",
@@ -129,6 +154,21 @@ def _gateway_answers(gateway: TestClient) -> Iterator[tuple[str, dict[str, Any]]
     yield (
         "subscription-status",
         _ok(gateway.get(f"/fhir/Subscription/{created['id']}/$status", headers=GP)),
+    )
+    _two_events(engine, created["id"], task_id, task["identifier"][0]["value"])
+    events = _ok(gateway.get(f"/fhir/Subscription/{created['id']}/$events", headers=GP))
+    assert len(events["entry"]) == 3, "the status and two events"
+    yield "subscription-events", events
+    yield (
+        "outcome-400-events",
+        _ok(
+            gateway.get(
+                f"/fhir/Subscription/{created['id']}/$events",
+                params={"eventsSinceNumber": "two"},
+                headers=GP,
+            ),
+            400,
+        ),
     )
 
 
@@ -204,9 +244,9 @@ def _built_answers() -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 def test_every_answer_brug_writes_passes_the_hapi_r4_validator(
-    gateway: TestClient, validator: Path, tmp_path: Path
+    gateway: TestClient, ledger_engine: Engine, validator: Path, tmp_path: Path
 ) -> None:
-    documents = dict(_gateway_answers(gateway)) | dict(_built_answers())
+    documents = dict(_gateway_answers(gateway, ledger_engine)) | dict(_built_answers())
     for name, document in documents.items():
         (tmp_path / f"{name}.json").write_text(json.dumps(document))
 

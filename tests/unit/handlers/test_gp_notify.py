@@ -4,7 +4,9 @@ endpoint on the loopback interface.
 
 A change notice for a GP organisation with an active Subscription is POSTed to its
 endpoint, id-only; the endpoint's 2xx is the welfare organisation's receipt, written to the
-outbox. An endpoint that fails puts its Subscription in error, and no receipt is written.
+outbox. An endpoint that fails is retried with backoff (a clock of the test's, no waiting)
+while later changes queue behind it; once it answers, every missed notice goes out in order;
+after the retry window (24 h) the Subscription is in error. No receipt for what failed.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -31,7 +33,9 @@ from contracts.cloudevents import CloudEvent
 from contracts.events import FeedbackReceivedByGp
 from contracts.events.gp import GpResourceChanged
 from contracts.fhir_systems import REFERRAL_FEEDBACK_TOPIC
+from domain.backoff import Backoff
 from services.gp_notify.app import GpNotify, wire
+from services.gp_notify.retries import Retries
 from services.gp_notify.settings import NotifySettings
 from tests.ledger_rows import accepted_referral
 from tests.unit.handlers.support import CLOUDEVENTS, outbox_rows
@@ -186,17 +190,113 @@ async def test_a_change_is_posted_to_the_subscription_and_its_2xx_is_a_receipt_i
     )
 
 
-async def test_an_endpoint_that_fails_puts_its_subscription_in_error_and_writes_no_receipt(
+class Clock:
+    """The retries' clock, moved by the test instead of waited for."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+DAY = 86400.0
+
+
+def _retries(notify: GpNotify, clock: Clock) -> Retries:
+    """The defaults of NotifySettings: 30 s doubling to 1 h, given up after 24 h."""
+    backoff = Backoff(base_seconds=30.0, cap_seconds=3600.0, give_up_after_seconds=DAY)
+    return Retries(
+        notify.engine,
+        notify.endpoints,
+        backoff,
+        poll_seconds=1.0,
+        keep_events=timedelta(days=30),
+        clock=clock,
+    )
+
+
+def _event_numbers(posts: list[tuple[dict[str, str], dict[str, Any]]]) -> list[int]:
+    numbers = []
+    for _, bundle in posts:
+        status = bundle["entry"][0]["resource"]["parameter"]
+        [event] = [p for p in status if p["name"] == "notification-event"]
+        numbers.append(int(event["part"][0]["valueString"]))
+    return numbers
+
+
+async def test_a_failing_endpoint_is_retried_with_backoff_and_gets_every_missed_notice_in_order(
     notify: GpNotify, ledger_engine: Engine, gp: Client, endpoint: Endpoint
 ) -> None:
     row = accepted_referral(ledger_engine, client_id=gp.client_id, requester_agb=gp.organisation)
     subscription_id = active_subscription(ledger_engine, gp, endpoint)
+    clock = Clock()
+    retries = _retries(notify, clock)
     endpoint.status = 503
 
     await _announce_task(notify, gp, row)
 
+    subscription = _subscription(ledger_engine, gp, subscription_id)
+    assert subscription.status == ACTIVE, "one failure is not the end"
+    assert subscription.error == "endpoint answered HTTP 503 after 1 attempt(s)"
+    assert subscription.retry_at is not None
+    first_wait = (subscription.retry_at - clock.now).total_seconds()
+    assert 25 <= first_wait <= 35, "30 s ± jitter"
+    assert _receipts(ledger_engine, row.referral_id) == []
+
+    await _announce_task(notify, gp, row)  # a later change queues behind the failed one
     assert len(endpoint.posts) == 1
+    assert await retries.run_once() == 0, "not due yet"
+
+    clock.advance(40)
+    assert await retries.run_once() == 1
+    assert _event_numbers(endpoint.posts) == [1, 1], "the oldest is tried first, alone"
+    subscription = _subscription(ledger_engine, gp, subscription_id)
+    assert subscription.retry_attempts == 2 and subscription.retry_at is not None
+    assert 50 <= (subscription.retry_at - clock.now).total_seconds() <= 70, "the wait doubled"
+
+    endpoint.status = 200
+    clock.advance(120)
+    assert await retries.run_once() == 1
+
+    assert _event_numbers(endpoint.posts) == [1, 1, 1, 2], "caught up, in order"
+    subscription = _subscription(ledger_engine, gp, subscription_id)
+    assert (subscription.status, subscription.retry_at, subscription.error) == (ACTIVE, None, None)
+    assert subscription.events_since_start == 2
+    [receipt] = _receipts(ledger_engine, row.referral_id)  # the Task's version, once
+    assert CloudEvent[FeedbackReceivedByGp].model_validate_json(receipt.value).data.channel == (
+        "push"
+    )
+
+    await _announce_task(notify, gp, row)  # caught up: straight out again
+    assert _event_numbers(endpoint.posts) == [1, 1, 1, 2, 3]
+
+
+async def test_an_endpoint_failing_for_24_hours_puts_its_subscription_in_error(
+    notify: GpNotify, ledger_engine: Engine, gp: Client, endpoint: Endpoint
+) -> None:
+    row = accepted_referral(ledger_engine, client_id=gp.client_id, requester_agb=gp.organisation)
+    subscription_id = active_subscription(ledger_engine, gp, endpoint)
+    clock = Clock()
+    retries = _retries(notify, clock)
+    endpoint.status = 503
+    await _announce_task(notify, gp, row)
+
+    clock.advance(DAY - 60)
+    await retries.run_once()
+    assert _subscription(ledger_engine, gp, subscription_id).status == ACTIVE, "still retrying"
+    clock.advance(120)
+    await retries.run_once()
+
     subscription = _subscription(ledger_engine, gp, subscription_id)
     assert subscription.status == ERROR
-    assert subscription.error == "endpoint answered HTTP 503 after 1 attempt(s)"
+    assert subscription.error == (
+        "endpoint answered HTTP 503 after 1 attempt(s); retried for 24 h, given up"
+    )
+    assert len(endpoint.posts) == 3
     assert _receipts(ledger_engine, row.referral_id) == []
+    clock.advance(DAY)
+    assert await retries.run_once() == 0, "an error subscription is not tried again"
