@@ -336,9 +336,3 @@ client_assertions = Table(
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Index("ix_client_assertions_expires_at", "expires_at"),
 )
-
-# The national monitor's pseudonymous dataset (adapters/monitor/tables.py, migration 0016).
-from adapters.monitor.tables import LIVE_TABLE, REBUILD_TABLE, monitor_table  # noqa: E402
-
-monitor_referrals = monitor_table(LIVE_TABLE, metadata)
-monitor_rebuild_referrals = monitor_table(REBUILD_TABLE, metadata)
