@@ -45,7 +45,11 @@ CLIENT = Client(
     token_sha256="0" * 64,
 )
 # Only the details and event builders are used: they touch no database.
-SUBMISSIONS = Submissions(engine=cast(AsyncEngine, None), retention=timedelta(days=30))
+SUBMISSIONS = Submissions(
+    engine=cast(AsyncEngine, None),
+    retention=timedelta(days=30),
+    base_url="http://127.0.0.1:8080/fhir",
+)
 EXTENSION_URL = "http://example.org/fhir/StructureDefinition/"
 MAPPED_CODES = [(ICPC_1_NL, "Z15"), (ICPC_1_NL, "P03"), (SNOMED_CT, "267076002")]
 # Text a GP system might write around a marker: letters, digits, spaces, punctuation.
