@@ -66,7 +66,7 @@ def search_audit_events(connection: Connection, query: AuditQuery) -> tuple[list
     rows = connection.execute(
         select(audit_log)
         .where(condition)
-        .order_by(audit_log.c.seq)
+        .order_by(audit_log.c.at, audit_log.c.id)
         .offset(query.offset)
         .limit(query.count)
     ).all()
@@ -84,7 +84,7 @@ def audit_event_resource(row: Any) -> dict[str, Any]:
         agent["name"] = row.person
     event = {
         "resourceType": "AuditEvent",
-        "id": f"audit-{row.seq}",
+        "id": f"audit-{row.id}",  # unique: seq is per hash chain
         "type": {"system": AUDIT_EVENT_TYPE, "code": "rest", "display": "RESTful Operation"},
         "subtype": [{"system": BRUG_ACTION, "code": row.action}],
         "action": _action(row.action),
