@@ -256,13 +256,15 @@ class Stack:
         self.metrics_base = metrics_base
 
     def up(self) -> None:
-        subprocess.run(
+        done = subprocess.run(
             [*BRUG, "dev", "up", "--brokers", str(self.brokers), "--replicas", str(self.replicas)],
             env=self.env,
-            check=True,
             capture_output=True,
+            text=True,
             timeout=600,
         )
+        if done.returncode != 0:
+            raise RuntimeError(f"brug dev up failed:\n{done.stderr[-3000:]}")
 
     def down(self) -> None:
         subprocess.run([*BRUG, "dev", "down"], env=self.env, capture_output=True, check=False)
