@@ -37,6 +37,7 @@ from adapters.ledger.webhooks import DELIVERED, WebhookQueue
 from contracts.events import ReferralOverdue
 from contracts.fhir_systems import REFERRAL_FEEDBACK_TOPIC
 from deploy.devstack.stack import DEFAULT_DIRECTORY, DEV_WEBHOOK_SECRETS
+from domain.backoff import Backoff
 from services.feedback.timers import TimerWatch
 from services.gp_notify.endpoints import Endpoints
 from services.gp_notify.upkeep import Upkeep
@@ -204,6 +205,7 @@ async def test_two_upkeep_replicas_send_each_handshake_and_heartbeat_exactly_onc
                 retry_seconds=0,
                 loopback_allowed=[client_id],
             ),
+            Backoff(base_seconds=30, cap_seconds=3600, give_up_after_seconds=86400),
             poll_seconds=1,
         )
         for engine, client in zip(replica_engines, http, strict=True)
