@@ -322,6 +322,9 @@ outbox = Table(
     Column("referral_id", Uuid, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("published_at", DateTime(timezone=True), nullable=True),
+    # Kafka would not take it while it took others (adapters/outbox/relay.py): kept, not claimed.
+    Column("parked_at", DateTime(timezone=True), nullable=True),
+    Column("parked_reason", String(255), nullable=True),
     Index("ix_outbox_unpublished", "id", postgresql_where=text("published_at IS NULL")),
     Index("ix_outbox_published", "published_at", postgresql_where=text("published_at IS NOT NULL")),
 )

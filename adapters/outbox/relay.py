@@ -36,6 +36,11 @@ Send = Callable[[PendingMessage], Awaitable[Awaitable[Any]]]
 PUBLISHED = Counter(
     "brug_outbox_published", "Outbox events acknowledged by Kafka, by CloudEvents type.", ["type"]
 )
+PARKED = Counter(
+    "brug_outbox_parked",
+    "Outbox events Kafka would not take while it took others (left in the outbox, parked).",
+    ["type"],
+)
 OLDEST_PENDING = Gauge(
     "brug_outbox_oldest_pending_seconds",
     "Age of the oldest outbox event Kafka has not acknowledged yet (0 when none waits).",
@@ -50,6 +55,7 @@ class OutboxRelay:
     batch_size: int = 500
     poll_seconds: float = 1.0
     confirm_timeout_seconds: float = 30.0
+    single_timeout_seconds: float = 5.0  # one record, after a batch failed
     keep_published: timedelta = timedelta(hours=1)
     _news: asyncio.Event = field(default_factory=asyncio.Event)
     _last_purge: datetime = field(default_factory=lambda: datetime.min.replace(tzinfo=UTC))
@@ -87,13 +93,47 @@ class OutboxRelay:
                 OLDEST_PENDING.set(0)
                 return 0
             OLDEST_PENDING.set((datetime.now(UTC) - pending[0].created_at).total_seconds())
-            confirmations = [await self._send(message) for message in pending]
-            await asyncio.wait_for(asyncio.gather(*confirmations), self.confirm_timeout_seconds)
+            try:
+                confirmations = [await self._send(message) for message in pending]
+                await asyncio.wait_for(asyncio.gather(*confirmations), self.confirm_timeout_seconds)
+                published, parked = pending, list[tuple[PendingMessage, str]]()
+            except Exception:  # Kafka away, or one record it will never take
+                published, parked = await self._one_by_one(pending)
             now = datetime.now(UTC)
-            await connection.run_sync(lambda c: Outbox(c).mark_published(pending, now))
-        for message in pending:
+            await connection.run_sync(lambda c: Outbox(c).mark_published(published, now))
+            await connection.run_sync(lambda c: Outbox(c).park(parked, now))
+        for message in published:
             PUBLISHED.labels(type=message.event_type).inc()
-        return len(pending)
+        for message, reason in parked:
+            PARKED.labels(type=message.event_type).inc()
+            log.error("outbox event parked", outbox_id=message.id, reason=reason)
+        return len(published) + len(parked)
+
+    async def _one_by_one(
+        self, pending: list[PendingMessage]
+    ) -> tuple[list[PendingMessage], list[tuple[PendingMessage, str]]]:
+        """After a failed batch: each record alone. One that fails while others go through
+        is a record Kafka will not take (a topic that does not exist or may not be written):
+        it is parked, so it cannot hold up every event behind it. Later events of its key
+        wait for the next batch. If none goes through, Kafka is away: raise, park nothing."""
+        published: list[PendingMessage] = []
+        failed: list[tuple[PendingMessage, str]] = []
+        stuck_keys: set[str] = set()
+        for message in pending:
+            if message.key in stuck_keys:
+                continue
+            try:
+                await asyncio.wait_for(self._send_and_confirm(message), self.single_timeout_seconds)
+                published.append(message)
+            except Exception as error:
+                failed.append((message, type(error).__name__))
+                stuck_keys.add(message.key)
+        if not published:
+            raise RuntimeError(f"Kafka took none of {len(pending)} outbox events")
+        return published, failed
+
+    async def _send_and_confirm(self, message: PendingMessage) -> None:
+        await (await self._send(message))
 
     async def _send(self, message: PendingMessage) -> Awaitable[Any]:
         # The span continues the trace of the change that wrote the event; the Kafka

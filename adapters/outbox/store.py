@@ -121,7 +121,7 @@ class Outbox:
         publishing later events of the same referral ahead of it."""
         rows = self.connection.execute(
             select(outbox)
-            .where(outbox.c.published_at.is_(None))
+            .where(outbox.c.published_at.is_(None) & outbox.c.parked_at.is_(None))
             .order_by(outbox.c.id)
             .limit(limit)
             .with_for_update()
@@ -166,6 +166,15 @@ class Outbox:
                 .values(published_at=at)
             )
 
+    def park(self, parked: Sequence[tuple[PendingMessage, str]], at: datetime) -> None:
+        """Kafka would not take these: kept, with why, for an operator; never claimed again."""
+        for message, reason in parked:
+            self.connection.execute(
+                update(outbox)
+                .where(outbox.c.id == message.id)
+                .values(parked_at=at, parked_reason=reason[:255])
+            )
+
     def purge_published(self, before: datetime) -> int:
         """Published rows are kept a while for operators, then deleted."""
         result = self.connection.execute(delete(outbox).where(outbox.c.published_at < before))
@@ -174,6 +183,6 @@ class Outbox:
     def pending_count(self) -> int:
         return int(
             self.connection.execute(
-                text("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+                text("SELECT count(*) FROM outbox WHERE published_at IS NULL AND parked_at IS NULL")
             ).scalar_one()
         )

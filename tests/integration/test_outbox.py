@@ -11,11 +11,12 @@ from typing import Any
 
 import pytest
 from faststream.kafka import KafkaBroker
-from sqlalchemy import text
+from sqlalchemy import select, text
 
-from adapters.database import make_async_engine
+from adapters.database import make_async_engine, make_engine
 from adapters.kafka_admin import TopicSpec, ensure_topics
 from adapters.kafka_security import KafkaCredentials
+from adapters.ledger.tables import outbox
 from adapters.outbox import Outbox, OutboxMessage
 from adapters.outbox.relay import OutboxRelay, broker_sender
 from tests.helpers import collect_by_key, records_with_key
@@ -145,3 +146,29 @@ async def test_two_relays_side_by_side_publish_each_event_once_and_in_order(
         found = await _collect(kafka_bootstrap, topic, set(keys))
 
     assert found == {key: [f"{key}:{n}" for n in range(30)] for key in keys}
+
+
+async def test_an_event_kafka_will_not_take_is_parked_and_holds_nothing_up(
+    own_database: str, kafka_bootstrap: str, broker: KafkaBroker, topic: str
+) -> None:
+    # A topic nobody created (the broker does not create topics on demand).
+    nowhere = f"brug.test.missing.{uuid.uuid4().hex[:8]}.v1"
+    stuck = _message(nowhere, "stuck", 0)
+    keys = [str(uuid.uuid4()) for _ in range(3)]
+    behind = [_message(topic, key, n) for n in range(3) for key in keys]
+    await _write(own_database, [stuck, *behind], commit=True)
+
+    relay = _relay(own_database, broker, confirm_timeout_seconds=3, single_timeout_seconds=2)
+    async with running(relay):
+        found = await _collect(kafka_bootstrap, topic, set(keys))
+
+    assert found == {key: [f"{key}:{n}" for n in range(3)] for key in keys}
+    engine = make_engine(own_database)
+    try:
+        with engine.connect() as connection:
+            row = connection.execute(select(outbox).where(outbox.c.topic == nowhere)).one()
+            left = Outbox(connection).pending_count()
+    finally:
+        engine.dispose()
+    assert row.published_at is None and row.parked_at is not None and row.parked_reason
+    assert left == 0, "nothing waits behind it"
