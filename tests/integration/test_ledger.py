@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,8 +15,17 @@ from adapters.database import current_revision, database_health, head_revision, 
 from adapters.ledger.repository import Ledger, NewReferral
 from adapters.ledger.tables import audit_log, metadata
 from contracts.codes import ReferralStatus
+from tests.conftest import database_of_its_own
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def database_url(database_url: str) -> Iterator[str]:
+    """A ledger of its own: the change notices its rows queue name GP systems the shared
+    broker has no topic for, and the running stacks' relays must not meet them."""
+    with database_of_its_own(database_url, "brug_ledger_test") as url:
+        yield url
 
 
 def test_migrations_bring_the_schema_to_head(database_url: str) -> None:

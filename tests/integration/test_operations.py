@@ -5,6 +5,7 @@ timeline assembled from the ledger."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -18,9 +19,18 @@ from adapters.ledger.webhooks import WebhookQueue
 from contracts.codes import ReferralStatus
 from contracts.events.deadletter import DeadLetter
 from services.console.actions import ActionRefused, discard_dead_letter, requeue_delivery
+from tests.conftest import database_of_its_own
 from tests.integration.test_ledger import _intake
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def database_url(database_url: str) -> Iterator[str]:
+    """A ledger of its own: the change notices its rows queue name GP systems the shared
+    broker has no topic for, and the running stacks' relays must not meet them."""
+    with database_of_its_own(database_url, "brug_ledger_test") as url:
+        yield url
 
 
 @pytest.fixture
