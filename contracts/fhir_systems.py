@@ -12,6 +12,9 @@ SIGNAL_KIND = "urn:brug:codesystem:signal-kind"
 TASK_OUTPUT = "urn:brug:codesystem:task-output"
 ACTIVITY_KIND = "urn:brug:codesystem:wor-activity-kind"
 POSITIVE_HEALTH = "urn:brug:codesystem:positive-health"
+# PractitionerRole.code for referrers without a national role code (POH-GGZ, POH-S):
+# contracts/mappings/referrer_disciplines.v1.json.
+REFERRER_DISCIPLINE = "urn:brug:codesystem:referrer-discipline"
 
 # FHIR Subscriptions (R4 Subscriptions Backport IG): the one topic Brug offers GP systems.
 # A Task of the GP changed (new version) or a Communication for the GP arrived.

@@ -1,4 +1,5 @@
-"""Versioned code → WoR theme tables. The tables are data shipped inside this package
+"""Versioned code tables: code → WoR theme, and PractitionerRole code → referrer discipline
+(for the monitor). The tables are data shipped inside this package
 (read once with importlib.resources, here and nowhere else); the lookup is pure.
 
 Each row names its code system, code, display, theme and the source it was taken from."""
@@ -10,9 +11,10 @@ from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
 
-from contracts.codes import WorTheme
+from contracts.codes import ReferrerDiscipline, WorTheme
 
 WOR_THEMES_FILE = "wor_themes.v2.json"
+REFERRER_DISCIPLINES_FILE = "referrer_disciplines.v1.json"
 
 
 @dataclass(frozen=True)
@@ -55,4 +57,26 @@ def wor_theme_table() -> ThemeTable:
         version=f"{document['table']}.v{document['version']}",
         themes={(row.system, row.code): row.theme for row in rows},
         rows=rows,
+    )
+
+
+@dataclass(frozen=True)
+class DisciplineTable:
+    version: str
+    disciplines: dict[tuple[str, str], ReferrerDiscipline]
+
+    def discipline_for(self, system: str, code: str) -> ReferrerDiscipline | None:
+        return self.disciplines.get((system, code))
+
+
+@cache
+def referrer_discipline_table() -> DisciplineTable:
+    text = files(__package__).joinpath(REFERRER_DISCIPLINES_FILE).read_text("utf-8")
+    document = json.loads(text)
+    return DisciplineTable(
+        version=f"{document['table']}.v{document['version']}",
+        disciplines={
+            (m["system"], m["code"]): ReferrerDiscipline(m["discipline"])
+            for m in document["mappings"]
+        },
     )

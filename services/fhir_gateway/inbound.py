@@ -19,6 +19,7 @@ from adapters.runtime import Unprocessable
 from adapters.runtime.kafka import NEW_GROUP_STARTS_AT, consumer_group
 from contracts import topics
 from contracts.cloudevents import CloudEvent
+from contracts.codes import SubmissionChannel
 from contracts.events import FeedbackReceivedByGp, ReferralSubmitted, ReferralWithdrawn
 from services.fhir_gateway.edge import FhirEdge
 from services.fhir_gateway.intake import process_submission
@@ -91,6 +92,7 @@ async def submit_from_kafka(edge: FhirEdge, message: KafkaMessage) -> tuple[Repl
             parse_bundle,
             request_id=request_id,
             traceparent=message.headers.get("traceparent"),
+            channel=SubmissionChannel.KAFKA,
         )
     except FhirProblem as problem:
         if problem.status == 503:

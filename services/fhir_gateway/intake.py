@@ -20,6 +20,7 @@ from adapters.clients import Client
 from adapters.fhir.outcomes import FhirProblem
 from adapters.ledger.repository import Ledger, StoredResponse
 from adapters.pseudonyms import bsn_pseudonym
+from contracts.codes import SubmissionChannel
 from services.fhir_gateway.edge import FhirEdge
 from services.fhir_gateway.located import Located
 from services.fhir_gateway.submission import SERVICE, Remember, Reply
@@ -44,9 +45,11 @@ async def process_submission(
     *,
     request_id: str | None,
     traceparent: str | None,
+    channel: SubmissionChannel,
     as_transaction: bool = True,
 ) -> Reply:
-    """Accept the referral in ``body`` for ``client`` (or raise a ``FhirProblem``)."""
+    """Accept the referral in ``body`` for ``client`` (or raise a ``FhirProblem``);
+    ``channel`` says how it came (for the monitor)."""
     request_hash = hashlib.sha256(body).hexdigest()
     _check_request_id(request_id)
     if request_id and (stored := await _stored_reply(edge, client, request_id)):
@@ -79,6 +82,7 @@ async def process_submission(
             traceparent,
             shape=(lambda reply: reply) if as_transaction else _as_create,
             remember=Remember(request_id, request_hash) if request_id else None,
+            channel=channel,
         )
     log.info(
         "referral submitted" if reply.status == 201 else "referral resubmitted",

@@ -27,7 +27,7 @@ from adapters.runtime.logging import bind_ids
 from adapters.runtime.tracing import current_trace_id
 from contracts import topics
 from contracts.cloudevents import CloudEvent
-from contracts.codes import ReferralStatus
+from contracts.codes import ReferralStatus, SubmissionChannel
 from contracts.details import ReferralDetails
 from contracts.events import ReferralSubmitted
 from services.fhir_gateway.translation import Intake
@@ -65,6 +65,7 @@ class Submissions:
         *,
         shape: Callable[[Reply], Reply] = lambda reply: reply,
         remember: Remember | None = None,
+        channel: SubmissionChannel = SubmissionChannel.UNKNOWN,
     ) -> Reply:
         """Accept the referral once: a second submission of the same ServiceRequest
         identifier (or ``ifNoneExist`` match) answers with the referral that exists.
@@ -72,7 +73,7 @@ class Submissions:
         ``shape`` turns the transaction-response into what the caller answers; with
         ``remember`` that answer is stored for its X-Request-ID in the same transaction."""
         try:
-            return await self._submit_once(intake, client, traceparent, shape, remember)
+            return await self._submit_once(intake, client, traceparent, shape, remember, channel)
         except IntegrityError:
             # A concurrent twin committed first; answer as a retry would be answered.
             async with self.engine.begin() as connection:
@@ -91,6 +92,7 @@ class Submissions:
         traceparent: str | None,
         shape: Callable[[Reply], Reply],
         remember: Remember | None,
+        channel: SubmissionChannel,
     ) -> Reply:
         async with self.engine.begin() as connection:
             existing = await connection.run_sync(_existing, intake)
@@ -101,7 +103,7 @@ class Submissions:
             else:
                 new = self._new_referral(intake, client)
                 row = _as_row(new)
-                submitted = _submitted_event(row, traceparent)
+                submitted = _submitted_event(row, traceparent, intake, channel)
                 await connection.run_sync(_record, new, client, submitted)
                 reply = shape(_reply(intake, row, self.base_url, created=True))
             if remember:
@@ -141,7 +143,10 @@ class Submissions:
         )
 
 
-def _submitted_event(row: ReferralRow, traceparent: str | None) -> CloudEvent[ReferralSubmitted]:
+def _submitted_event(
+    row: ReferralRow, traceparent: str | None, intake: Intake, channel: SubmissionChannel
+) -> CloudEvent[ReferralSubmitted]:
+    """The row's event, with who referred (a discipline) and how, for the monitor."""
     assert row.created_at is not None and row.municipality_code is not None
     return CloudEvent[ReferralSubmitted].wrap(
         ReferralSubmitted(
@@ -151,6 +156,8 @@ def _submitted_event(row: ReferralRow, traceparent: str | None) -> CloudEvent[Re
             age_band=row.age_band,  # type: ignore[arg-type]
             urgency=row.urgency,  # type: ignore[arg-type]
             submitted_at=row.created_at,
+            referrer_discipline=intake.referrer_discipline,
+            channel=channel,
         ),
         service=SERVICE,
         traceparent=traceparent,

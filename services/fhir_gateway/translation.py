@@ -3,7 +3,8 @@
 Pure: a parsed request in, an ``Intake`` out, or a ``FhirProblem`` naming the offending
 element by FHIRPath. What the social side may see is decided here and nowhere else, as an
 allow-list (``contracts/details.py`` is the whitelist): name, contact details, age,
-municipality, the GP's question, themes and the referrer. Diagnoses, the code, text or
+municipality, the GP's question, themes and the referrer (and, for the monitor, the referrer's
+discipline: GP, POH-GGZ, POH-S or other, never who). Diagnoses, the code, text or
 display of any reason, Condition text, medication, observations, extensions and the BSN
 never leave this module (and ``patient.py``, which reads the Patient for it). A reason no
 table maps becomes theme ``other``, nothing more.
@@ -21,11 +22,11 @@ from fhir.resources.R4B.servicerequest import ServiceRequest
 from pydantic import ValidationError
 
 from adapters.fhir.outcomes import FhirProblem, structure_problem
-from contracts.codes import Urgency, WorTheme
+from contracts.codes import ReferrerDiscipline, Urgency, WorTheme
 from contracts.details import Person, Referrer
 from contracts.directory import WelfareDirectory
 from contracts.fhir_systems import AGB
-from contracts.mappings import ThemeTable
+from contracts.mappings import DisciplineTable, ThemeTable, referrer_discipline_table
 from contracts.postcodes import PostcodeTable
 from services.fhir_gateway.located import Located, References
 from services.fhir_gateway.patient import check_bsn, display_name, person_of, telecom
@@ -53,6 +54,7 @@ class Intake:
     referrer: Referrer
     entries: list[Located]
     patient_pseudonym: str | None = None  # the BSN's keyed pseudonym (adapters/pseudonyms.py)
+    referrer_discipline: ReferrerDiscipline = ReferrerDiscipline.UNKNOWN  # for the monitor
 
 
 def parse_bundle(document: Any) -> list[Located]:
@@ -96,6 +98,7 @@ def read_referral(
     directory: WelfareDirectory,
     themes: ThemeTable,
     pseudonymise: Callable[[str], str] | None = None,
+    disciplines: DisciplineTable | None = None,
 ) -> Intake:
     """``pseudonymise`` turns the BSN into the pseudonym kept on the referral; the BSN
     itself goes no further than this function."""
@@ -137,6 +140,9 @@ def read_referral(
         referrer=_referrer(references, service_request),
         entries=located,
         patient_pseudonym=pseudonymise(bsn) if bsn and pseudonymise else None,
+        referrer_discipline=_referrer_discipline(
+            references, service_request, disciplines or referrer_discipline_table()
+        ),
     )
 
 
@@ -284,6 +290,37 @@ def _requester_chain(references: References, requester: dict[str, Any] | None) -
         if found := references.resolve(requester, kind):
             chain.append(found)
     return chain
+
+
+def _referrer_discipline(
+    references: References, service_request: Located, table: DisciplineTable
+) -> ReferrerDiscipline:
+    """Who referred, as a discipline only: the requester PractitionerRole's ``code`` (else its
+    ``specialty``, where nl-core puts the AGB specialism) looked up in the versioned table.
+    A role coded otherwise is ``other``; no role, or one without codes, ``unknown``."""
+    role = references.resolve(service_request.resource.get("requester"), "PractitionerRole")
+    if role is None:
+        return ReferrerDiscipline.UNKNOWN
+    codings = [pair for element in ("code", "specialty") for pair in _codings(role, element)]
+    for system, code in codings:
+        if found := table.discipline_for(system, code):
+            return found
+    return ReferrerDiscipline.OTHER if codings else ReferrerDiscipline.UNKNOWN
+
+
+def _codings(item: Located, element: str) -> list[tuple[str, str]]:
+    """(system, code) of every coding of a CodeableConcept list element, in order."""
+    concepts = item.resource.get(element)
+    found = []
+    for concept in concepts if isinstance(concepts, list) else []:
+        codings = concept.get("coding") if isinstance(concept, dict) else None
+        for coding in codings if isinstance(codings, list) else []:
+            if not isinstance(coding, dict):
+                continue
+            system, code = coding.get("system"), coding.get("code")
+            if isinstance(system, str) and isinstance(code, str):
+                found.append((system, code))
+    return found
 
 
 def _referrer(references: References, service_request: Located) -> Referrer:

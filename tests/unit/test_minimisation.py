@@ -25,7 +25,7 @@ from adapters.clients import Client, ClientKind
 from adapters.directory import load_directory
 from adapters.postcodes import load_postcode_table
 from adapters.runtime.settings import ServiceSettings
-from contracts.codes import WorTheme
+from contracts.codes import SubmissionChannel, WorTheme
 from contracts.fhir_systems import ICPC_1_NL, SNOMED_CT
 from contracts.mappings import wor_theme_table
 from deploy.demo import sample_bundle
@@ -182,7 +182,7 @@ def _crossing(bundle: dict[str, Any]) -> tuple[str, list[WorTheme]]:
         themes=wor_theme_table(),
     )
     new = SUBMISSIONS._new_referral(intake, CLIENT)
-    submitted = _submitted_event(_as_row(new), None)
+    submitted = _submitted_event(_as_row(new), None, intake, SubmissionChannel.FHIR_REST)
     created = route(
         submitted.data,
         DIRECTORY,

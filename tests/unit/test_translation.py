@@ -15,8 +15,8 @@ from adapters.directory import load_directory
 from adapters.fhir.outcomes import FhirProblem
 from adapters.postcodes import load_postcode_table
 from adapters.runtime.settings import ServiceSettings
-from contracts.codes import AgeBand, Urgency, WorTheme
-from contracts.fhir_systems import ICPC_1_NL, SNOMED_CT
+from contracts.codes import AgeBand, ReferrerDiscipline, Urgency, WorTheme
+from contracts.fhir_systems import ICPC_1_NL, REFERRER_DISCIPLINE, SNOMED_CT
 from contracts.mappings import wor_theme_table
 from deploy.demo import sample_bundle
 from services.fhir_gateway.bsn import is_valid_bsn
@@ -168,6 +168,46 @@ def test_the_requester_needs_an_agb_code() -> None:
     _resource(bundle, "Organization")["identifier"] = []
     with pytest.raises(FhirProblem, match="AGB"):
         _read(bundle)
+
+
+AGB_SPECIALISM = "urn:oid:2.16.840.1.113883.2.4.6.7"
+
+
+@pytest.mark.parametrize(
+    ("element", "system", "code", "discipline"),
+    [
+        ("code", SNOMED_CT, "62247001", ReferrerDiscipline.GP),
+        ("specialty", AGB_SPECIALISM, "0100", ReferrerDiscipline.GP),
+        ("code", REFERRER_DISCIPLINE, "poh-ggz", ReferrerDiscipline.POH_GGZ),
+        ("code", REFERRER_DISCIPLINE, "poh-s", ReferrerDiscipline.POH_S),
+        ("code", SNOMED_CT, "36682004", ReferrerDiscipline.OTHER),  # physiotherapist: unmapped
+    ],
+)
+def test_the_referrer_discipline_comes_from_the_practitioner_role(
+    element: str, system: str, code: str, discipline: ReferrerDiscipline
+) -> None:
+    bundle = copy.deepcopy(sample_bundle("WOR-1"))
+    _resource(bundle, "PractitionerRole")[element] = [
+        {"coding": [{"system": system, "code": code, "display": "Jansen, de eigen huisarts"}]}
+    ]
+    intake = _read(bundle)
+    assert intake.referrer_discipline is discipline
+    assert "Jansen, de eigen" not in json.dumps(intake.referrer.model_dump(mode="json"))
+
+
+def test_a_referrer_without_a_coded_role_is_of_unknown_discipline() -> None:
+    assert _read(sample_bundle("WOR-1")).referrer_discipline is ReferrerDiscipline.UNKNOWN
+    bundle = copy.deepcopy(sample_bundle("WOR-1"))
+    _resource(bundle, "PractitionerRole")["code"] = [{"text": "huisarts"}]
+    assert _read(bundle).referrer_discipline is ReferrerDiscipline.UNKNOWN
+
+
+def test_the_role_code_wins_over_its_specialty() -> None:
+    bundle = copy.deepcopy(sample_bundle("WOR-1"))
+    role = _resource(bundle, "PractitionerRole")
+    role["code"] = [{"coding": [{"system": REFERRER_DISCIPLINE, "code": "poh-ggz"}]}]
+    role["specialty"] = [{"coding": [{"system": AGB_SPECIALISM, "code": "0100"}]}]
+    assert _read(bundle).referrer_discipline is ReferrerDiscipline.POH_GGZ
 
 
 @pytest.mark.parametrize("bsn", ["999993653", "111222333", "123456782"])

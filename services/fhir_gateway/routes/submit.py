@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from adapters.fhir.formats import XML_TYPES, xml_to_json
+from contracts.codes import SubmissionChannel
 from services.fhir_gateway.edge import Edge, FhirEdge
 from services.fhir_gateway.intake import Parse, process_submission
 from services.fhir_gateway.translation import parse_bundle, parse_service_request
@@ -40,6 +41,7 @@ async def _submission(
         parse,
         request_id=request.headers.get("x-request-id"),
         traceparent=request.headers.get("traceparent"),
+        channel=SubmissionChannel.FHIR_REST,
         as_transaction=as_transaction,
     )
     return fhir_response(request, reply.status, reply.body, edge.location_header(reply))

@@ -27,6 +27,7 @@ from sqlalchemy import Engine
 from adapters.ledger.repository import Ledger
 from contracts import topics
 from contracts.cloudevents import CloudEvent
+from contracts.codes import ReferrerDiscipline, SubmissionChannel
 from contracts.events import ReferralSubmitted, ReferralWithdrawn
 from deploy.demo import SAMPLE_GP_CLIENT, SAMPLE_ORGANISATION, sample_bundle
 from deploy.devstack.stack import dev_tokens
@@ -104,6 +105,9 @@ def test_the_sample_referral_is_accepted_and_its_event_put_in_the_outbox(
     submitted = CloudEvent[ReferralSubmitted].model_validate_json(message.value)
     assert submitted.data.referral_id == referral_id
     assert submitted.data.municipality_code == row.municipality_code
+    assert submitted.data.channel is SubmissionChannel.FHIR_REST
+    # The sample's PractitionerRole carries no code: who referred is not known.
+    assert submitted.data.referrer_discipline is ReferrerDiscipline.UNKNOWN
 
 
 def test_the_transaction_response_has_one_entry_per_request_entry_with_absolute_urls(
@@ -261,3 +265,5 @@ async def test_a_bundle_on_the_gp_topic_is_accepted_and_answered_on_its_outcome_
     referral_id = _referral_id(answer)
     [message] = outbox_rows(ledger_engine, referral_id)
     assert message.event_type == ReferralSubmitted.EVENT_TYPE
+    submitted = CloudEvent[ReferralSubmitted].model_validate_json(message.value)
+    assert submitted.data.channel is SubmissionChannel.KAFKA
