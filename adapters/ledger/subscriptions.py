@@ -7,9 +7,9 @@ replicas. The handshake/heartbeat claims lock their rows (``FOR UPDATE SKIP LOCK
 
 Every event is kept in ``subscription_events`` (ids only) for ``$events`` and the rest-hook
 retries: a failed notification leaves the subscription ``active`` with ``retry_at`` set
-(and ``error`` saying why); until it catches up, later events queue behind it, so one
-referral's notices keep their order. Only a failure lasting past the retry window (24 h by
-default) puts it in ``error``."""
+(and ``error`` saying why); until it catches up, later events queue behind it, so a
+subscription's notices keep their event-number order. Only a failure lasting past the
+retry window (24 h by default) puts it in ``error``."""
 
 from __future__ import annotations
 
@@ -168,13 +168,25 @@ class Subscriptions:
 
     def count_event(self, organisation: str, at: datetime) -> list[SubscriptionRow]:
         """Count one more event for every active subscription of the organisation, in one
-        statement; each row comes back with its new ``events_since_start``. The send is
-        stamped now (it follows at once; a failure puts the subscription in error), so the
+        statement; each row comes back with its new ``events_since_start``, locked until the
+        caller's transaction ends (it sends and records the outcome before committing, so
+        the next event of a subscription cannot overtake this one). Rows are locked in id
+        order: two changes counted at once wait for each other instead of deadlocking.
+        The send is stamped now (it follows at once; a failure sets ``retry_at``), so the
         heartbeat clock restarts without a second write to the same row."""
+        locked = (
+            select(subscriptions.c.subscription_id)
+            .where(
+                (subscriptions.c.organisation == organisation) & (subscriptions.c.status == ACTIVE)
+            )
+            .order_by(subscriptions.c.subscription_id)
+            .with_for_update()
+        )
         rows = self.connection.execute(
             update(subscriptions)
             .where(
-                (subscriptions.c.organisation == organisation) & (subscriptions.c.status == ACTIVE)
+                subscriptions.c.subscription_id.in_(locked.scalar_subquery())
+                & (subscriptions.c.status == ACTIVE)
             )
             .values(events_since_start=subscriptions.c.events_since_start + 1, last_sent_at=at)
             .returning(*subscriptions.c)

@@ -3,13 +3,16 @@ counted for each ``active`` Subscription of that client's GP organisation and PO
 its endpoint as a notification Bundle naming the Task or Communication (no content: the GP
 system reads it through the FHIR API).
 
-A record is finished, for every subscription, before the next of its partition: one
-referral's notifications arrive in order (event numbers, counted atomically per
-subscription, order them across referrals). Each event is kept (``subscription_events``)
-for ``$events``. An endpoint that fails a few quick attempts is retried later with backoff
-(``retries.py``) and later events queue behind it, so one bad endpoint never blocks the
-partition and its notices keep their order. A 2xx is a receipt for the welfare
-organisation (``FeedbackReceivedByGp``, channel ``push``) the first time, in the outbox.
+One subscription's notifications arrive in event-number order, whichever partition (one
+consumer each, ``BRUG_NOTIFY_WORKERS``) their changes came on: the subscription's row stays
+locked from counting the event (its number) until its outcome is recorded, so a change on
+another partition waits while an earlier one is being tried, instead of overtaking it when
+the endpoint comes back in between. Each event is kept (``subscription_events``) for
+``$events``. An endpoint that fails a few quick attempts is retried later with backoff
+(``retries.py``, which takes the same lock) and later events queue behind it, so one bad
+endpoint never blocks the partition for long and its notices keep their order. A 2xx is a
+receipt for the welfare organisation (``FeedbackReceivedByGp``, channel ``push``) the
+first time, in the outbox.
 """
 
 from __future__ import annotations
@@ -91,8 +94,12 @@ def changes_router(notifying: Notifying, *, workers: int) -> KafkaRouter:
 
 async def notify(notifying: Notifying, client_id: str, change: GpResourceChanged) -> None:
     """Count and keep the event, deliver to every subscription at once (those catching up
-    on earlier failures only queue it), then record outcomes and the receipt in one
-    transaction: three round trips to the database whatever the number of subscriptions."""
+    on earlier failures only queue it), then record outcomes and the receipt, all in one
+    transaction that keeps the subscriptions' rows locked (three round trips to the
+    database whatever the number of subscriptions). A change for the same subscription
+    handled meanwhile waits for the outcome, then goes out after it or queues behind it;
+    a crash before the commit leaves the change uncounted, to be counted again on redelivery.
+    """
     organisation = notifying.gp_organisations.get(client_id)
     if organisation is None:
         log.warning("change for an unknown GP client", client_id=client_id)
@@ -100,22 +107,21 @@ async def notify(notifying: Notifying, client_id: str, change: GpResourceChanged
     now = datetime.now(UTC)
     async with notifying.engine.begin() as connection:
         counted = await connection.run_sync(_count, organisation, change, now)
-    if not counted:
-        return
-    direct = [s for s in counted if s.retry_at is None]
-    for subscription in counted:
-        if subscription.retry_at is not None:
-            log.info(
-                "event-notification queued behind retries",
-                subscription_id=str(subscription.subscription_id),
-                event_number=subscription.events_since_start,
-                referral_id=str(change.referral_id),
-            )
-    focus = notifying.endpoints.url(change.reference())
-    failures = await asyncio.gather(
-        *(_deliver(notifying.endpoints, s, change, focus) for s in direct)
-    )
-    async with notifying.engine.begin() as connection:
+        if not counted:
+            return
+        direct = [s for s in counted if s.retry_at is None]
+        for subscription in counted:
+            if subscription.retry_at is not None:
+                log.info(
+                    "event-notification queued behind retries",
+                    subscription_id=str(subscription.subscription_id),
+                    event_number=subscription.events_since_start,
+                    referral_id=str(change.referral_id),
+                )
+        focus = notifying.endpoints.url(change.reference())
+        failures = await asyncio.gather(
+            *(_deliver(notifying.endpoints, s, change, focus) for s in direct)
+        )
         receipt = await connection.run_sync(
             _record_outcomes, notifying.backoff, change, direct, failures, now
         )

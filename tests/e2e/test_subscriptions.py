@@ -182,7 +182,13 @@ def _status_is(gp: httpx.Client, subscription_id: str, status: str) -> dict[str,
 
 
 def _change(
-    kafka: str, referral_id: str, resource_type: str, resource_id: str, version: int, task: str
+    kafka: str,
+    referral_id: str,
+    resource_type: str,
+    resource_id: str,
+    version: int,
+    task: str,
+    partition: int | None = None,
 ) -> None:
     change = GpResourceChanged(
         referral_id=uuid.UUID(referral_id),
@@ -193,7 +199,13 @@ def _change(
         changed_at=datetime.now(UTC),
     )
     event = CloudEvent[GpResourceChanged].wrap(change, service="feedback")
-    produce(kafka, topics.gp_changes(GP_CLIENT), event.to_json_bytes(), referral_id.encode())
+    produce(
+        kafka,
+        topics.gp_changes(GP_CLIENT),
+        event.to_json_bytes(),
+        referral_id.encode(),
+        partition=partition,
+    )
 
 
 def _referral(gp: httpx.Client) -> tuple[str, str]:
@@ -320,6 +332,41 @@ def test_an_endpoint_failing_past_the_retry_window_puts_the_subscription_in_erro
     tried = endpoint.notifications(name, "event-notification")
     assert len(tried) > NOTIFY_ATTEMPTS, "retried after the quick attempts"
     assert {_events([n])[0][0] for n in tried} == {1}, "the same event each time"
+
+
+def test_once_the_endpoint_is_back_it_gets_the_notices_in_event_number_order(
+    gp: httpx.Client,
+    stack: DevStack,
+    kafka_topics: str,
+    endpoint: GpEndpoint,
+    subscribe: Callable[..., tuple[str, str]],
+) -> None:
+    """Three referrals' changes on three partitions, handled at once: the endpoint is down
+    for the first tries and back before the others are sent. None may overtake an earlier
+    one being retried (what it takes, first deliveries, in event-number order)."""
+    subscription_id, name = subscribe()
+    _status_is(gp, subscription_id, "active")
+    made = [_referral(gp) for _ in range(3)]
+    tasks = {f"{stack.fhir_base_url}/Task/{task_id}" for _, task_id in made}
+    endpoint.failing.add(name)
+    for partition, (referral_id, task_id) in enumerate(made):
+        _change(kafka_topics, referral_id, "Task", task_id, 50, task_id, partition=partition)
+
+    def answered(code: int) -> list[tuple[int, int, str]]:
+        notices = endpoint.notifications(name, "event-notification")
+        return _events([n for n in notices if n["answered"] == code])
+
+    _eventually(lambda: answered(500), "a notification tried while the endpoint is down", 10)
+    endpoint.failing.discard(name)  # back, while the first is still being tried
+    taken = _eventually(
+        lambda: (found := answered(200)) and tasks <= {focus for *_, focus in found} and found,
+        "the three changes taken",
+        10,
+    )
+
+    numbers = list(dict.fromkeys(number for number, _, _ in taken))  # first deliveries
+    assert numbers == sorted(numbers), f"overtaken: {numbers}"
+    assert _status(gp, subscription_id)["status"]["valueCode"] == "active"
 
 
 def test_events_returns_the_notifications_sent_so_a_gp_system_recovers_missed_ones(

@@ -6,11 +6,13 @@ A change notice for a GP organisation with an active Subscription is POSTed to i
 endpoint, id-only; the endpoint's 2xx is the welfare organisation's receipt, written to the
 outbox. An endpoint that fails is retried with backoff (a clock of the test's, no waiting)
 while later changes queue behind it; once it answers, every missed notice goes out in order;
-after the retry window (24 h) the Subscription is in error. No receipt for what failed.
+after the retry window (24 h) the Subscription is in error. No receipt for what failed. A
+change handled on another partition while an earlier one is being tried waits for it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import uuid
@@ -23,7 +25,7 @@ from typing import Any
 
 import pytest
 from faststream.kafka import TestKafkaBroker
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from adapters.clients import Client, ClientKind, ClientRegistry
 from adapters.ledger.repository import ReferralRow
@@ -35,8 +37,11 @@ from contracts.events.gp import GpResourceChanged
 from contracts.fhir_systems import REFERRAL_FEEDBACK_TOPIC
 from domain.backoff import Backoff
 from services.gp_notify.app import GpNotify, wire
+from services.gp_notify.handlers import Notifying
+from services.gp_notify.handlers import notify as deliver
 from services.gp_notify.retries import Retries
 from services.gp_notify.settings import NotifySettings
+from tests.helpers import eventually
 from tests.ledger_rows import accepted_referral
 from tests.unit.handlers.support import CLOUDEVENTS, outbox_rows
 
@@ -300,3 +305,111 @@ async def test_an_endpoint_failing_for_24_hours_puts_its_subscription_in_error(
     assert _receipts(ledger_engine, row.referral_id) == []
     clock.advance(DAY)
     assert await retries.run_once() == 0, "an error subscription is not tried again"
+
+
+class RecoveringEndpoint(Endpoint):
+    """Down for the first POST, which it holds until ``answer_first`` (then 503); every
+    later POST is answered 200: the endpoint came back while the first was being tried."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.first_held = threading.Event()
+        self.answer_first = threading.Event()
+
+
+@pytest.fixture
+def recovering() -> Iterator[RecoveringEndpoint]:
+    state = RecoveringEndpoint("")
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            first = not state.posts
+            state.posts.append((dict(self.headers), body))
+            if first:
+                state.first_held.set()
+                state.answer_first.wait(timeout=10)
+            self.send_response(503 if first else 200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield state
+    state.answer_first.set()
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def _waiting_on_a_lock(engine: Engine) -> bool:
+    with engine.connect() as connection:
+        waiting = connection.execute(
+            text(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+        ).scalar_one()
+    return bool(waiting)
+
+
+def _change_of(row: ReferralRow) -> GpResourceChanged:
+    assert row.task_id is not None
+    return GpResourceChanged(
+        referral_id=row.referral_id,
+        resource_type="Task",
+        resource_id=row.task_id,
+        version_id=row.version,
+        task_id=row.task_id,
+        changed_at=datetime.now(UTC),
+    )
+
+
+async def test_a_later_change_waits_while_an_earlier_one_is_tried_so_they_arrive_in_order(
+    notify: GpNotify, ledger_engine: Engine, gp: Client, recovering: RecoveringEndpoint
+) -> None:
+    """Two referrals' changes on two partitions, handled at once (BRUG_NOTIFY_WORKERS): the
+    second must not be POSTed while the first is still being tried, or an endpoint that
+    comes back in between gets 2 before 1 (events 3, 1, 2 seen in the field)."""
+    first = accepted_referral(ledger_engine, client_id=gp.client_id, requester_agb=gp.organisation)
+    second = accepted_referral(ledger_engine, client_id=gp.client_id, requester_agb=gp.organisation)
+    subscription_id = active_subscription(ledger_engine, gp, recovering)
+    clock = Clock()
+    retries = _retries(notify, clock)
+    notifying = Notifying(
+        engine=notify.engine,
+        endpoints=notify.endpoints,
+        gp_organisations={gp.client_id: gp.organisation},
+        backoff=Backoff(base_seconds=30.0, cap_seconds=3600.0, give_up_after_seconds=DAY),
+    )
+
+    earlier = asyncio.create_task(deliver(notifying, gp.client_id, _change_of(first)))
+    await asyncio.to_thread(recovering.first_held.wait, 10)  # event 1 is being tried
+    later = asyncio.create_task(deliver(notifying, gp.client_id, _change_of(second)))
+    # Event 2 is either POSTed (the defect) or waits for event 1's outcome (the fix).
+    await asyncio.to_thread(
+        eventually,
+        lambda: len(recovering.posts) > 1 or _waiting_on_a_lock(ledger_engine),
+        "the second change sent or waiting",
+        10,
+    )
+    recovering.answer_first.set()  # event 1 fails; the endpoint is back for everything else
+    await asyncio.gather(earlier, later)
+
+    clock.advance(40)
+    while await retries.run_once():
+        clock.advance(40)
+
+    numbers = _event_numbers(recovering.posts)
+    assert numbers == sorted(numbers) == [1, 1, 2], "event 2 never before event 1"
+    subscription = _subscription(ledger_engine, gp, subscription_id)
+    assert (subscription.status, subscription.retry_at, subscription.events_since_start) == (
+        ACTIVE,
+        None,
+        2,
+    )
