@@ -6,6 +6,12 @@ extensions), none of it reaches what the social side gets from the intake: the d
 Each example starts from the sample referral and seeds unique marker strings into those
 places (inside random text), runs the real translation, the submission's details and event
 builders and the routing decision, and looks for every marker in their JSON.
+
+The same strategy (``marked_bundles``) drives the other two legs: through the real handlers
+in-process, where the outbox, log lines, spans and ledger are searched too
+(``tests/unit/handlers/test_minimisation_intake.py``), and through the running stack, where
+the webhook bodies, every record on Brug's topics and the log and span files are
+(``tests/e2e/test_minimisation.py``).
 """
 
 from __future__ import annotations
