@@ -52,7 +52,8 @@ def social_referrals(organisation_id: str) -> str:
 
 
 def social_status(organisation_id: str) -> str:
-    """Status events a welfare organisation sends back. Key: referral id."""
+    """Status events a welfare organisation sends back. Key: referral id. Carries the
+    coach's texts, so it is kept days only (see ``all_topics``)."""
     return f"brug.social.status.{_checked(organisation_id)}.v1"
 
 
@@ -67,16 +68,29 @@ def _checked(organisation_id: str) -> str:
     return organisation_id
 
 
-# Topics whose records carry personal data are kept briefly: a GP system's inbound Bundles
-# (BSN, diagnoses) only until the gateway has answered them, dead letters (the original
-# record) only until an operator has looked (the console keeps its own copy in the ledger).
+# Every topic has an explicit retention, stated in docs/PRIVACY.md (its test compares them),
+# so none depends on the broker's default. Topics whose records carry personal data keep
+# them briefly: a GP system's inbound Bundles (BSN, diagnoses) only until the gateway has
+# answered them, dead letters (the original record) only until an operator has looked (the
+# console keeps its own copy in the ledger), the case systems' statuses (the coach's texts)
+# until feedback has applied them (it does so within seconds; an outage alerts in minutes).
 GP_INBOUND_RETENTION = timedelta(hours=6)
 DEAD_LETTER_RETENTION = timedelta(days=3)
+STATUS_RETENTION = timedelta(days=3)
+EVENT_RETENTION = timedelta(days=7)
+"""The thin events' topics (ids and codes only): a week, as the broker's default."""
+
+SEGMENTS_PER_RETENTION = 10
+"""Kafka deletes whole segments, once the newest record in one is older than the
+retention: a segment still being written to keeps its oldest record past it. Rolling a
+segment every tenth of the period bounds a record's life at the period and a tenth (plus
+the broker's retention check, every 5 minutes by default)."""
 
 
 def retention(kept: timedelta) -> dict[str, str]:
-    """The topic configuration that keeps records for ``kept``."""
-    return {"retention.ms": str(int(kept.total_seconds() * 1000))}
+    """The topic configuration that keeps records for ``kept`` (and not much longer)."""
+    kept_ms = int(kept.total_seconds() * 1000)
+    return {"retention.ms": str(kept_ms), "segment.ms": str(kept_ms // SEGMENTS_PER_RETENTION)}
 
 
 def all_topics(
@@ -85,16 +99,17 @@ def all_topics(
     *,
     gp_inbound_retention: timedelta = GP_INBOUND_RETENTION,
     dead_letter_retention: timedelta = DEAD_LETTER_RETENTION,
+    status_retention: timedelta = STATUS_RETENTION,
 ) -> list[tuple[str, dict[str, str]]]:
     """Every topic Brug needs, with its topic configuration, for these organisations and
     GP systems."""
     per_organisation: list[tuple[str, dict[str, str]]] = [
-        (topic, {})
+        pair
         for organisation_id in organisation_ids
-        for topic in (
-            social_referrals(organisation_id),
-            social_status(organisation_id),
-            social_problems(organisation_id),
+        for pair in (
+            (social_referrals(organisation_id), retention(EVENT_RETENTION)),
+            (social_status(organisation_id), retention(status_retention)),
+            (social_problems(organisation_id), retention(EVENT_RETENTION)),
         )
     ]
     per_gp_system = [
@@ -102,14 +117,14 @@ def all_topics(
         for client_id in gp_client_ids
         for pair in (
             (gp_referrals(client_id), retention(gp_inbound_retention)),
-            (gp_outcomes(client_id), {}),
-            (gp_changes(client_id), {}),
+            (gp_outcomes(client_id), retention(EVENT_RETENTION)),
+            (gp_changes(client_id), retention(EVENT_RETENTION)),
         )
     ]
     return [
-        (REFERRALS_SUBMITTED, {}),
+        (REFERRALS_SUBMITTED, retention(EVENT_RETENTION)),
         (DEAD_LETTER, retention(dead_letter_retention)),
-        (OVERDUE, {}),
+        (OVERDUE, retention(EVENT_RETENTION)),
         *per_organisation,
         *per_gp_system,
     ]

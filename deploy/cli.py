@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -152,10 +151,7 @@ def setup() -> None:
             settings.directory_path,
             settings.clients_path,
             settings.kafka_credentials,
-            {
-                "gp_inbound_retention": timedelta(hours=settings.gp_inbound_retention_hours),
-                "dead_letter_retention": timedelta(days=settings.dead_letter_retention_days),
-            },
+            settings.topic_retention(),
         )
     )
 

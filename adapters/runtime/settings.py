@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from pydantic import AliasChoices, Field, SecretStr
@@ -28,6 +29,7 @@ class ServiceSettings(BaseSettings):
     # How long topics carrying personal data keep records (applied by `brug setup`).
     gp_inbound_retention_hours: float = Field(default=6, gt=0)
     dead_letter_retention_days: float = Field(default=3, gt=0)
+    status_retention_days: float = Field(default=3, gt=0)
     # The dev stack's cluster (deploy/devstack/postgres.py); engines connect lazily.
     database_url: str = "postgresql+psycopg://brug:brug@127.0.0.1:15432/brug"
     log_level: str = "INFO"
@@ -80,6 +82,14 @@ class ServiceSettings(BaseSettings):
         description="HMAC key of the BSN pseudonym in the audit trail (adapters/pseudonyms.py); "
         "the default is for development only.",
     )
+
+    def topic_retention(self) -> dict[str, timedelta]:
+        """These settings as ``contracts.topics.all_topics``' retention keywords."""
+        return {
+            "gp_inbound_retention": timedelta(hours=self.gp_inbound_retention_hours),
+            "dead_letter_retention": timedelta(days=self.dead_letter_retention_days),
+            "status_retention": timedelta(days=self.status_retention_days),
+        }
 
 
 class EdgeSettings(ServiceSettings):

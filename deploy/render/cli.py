@@ -19,16 +19,11 @@ def render(
     """Helm values from the welfare directory (BRUG_DIRECTORY_PATH) and the client registry
     (BRUG_CLIENTS_PATH): Strimzi KafkaTopics (with the retention settings), KafkaUsers with
     the ACL plan, the consumer groups KEDA scales on, the directory's ConfigMap."""
-    from datetime import timedelta
-
     from adapters.runtime import ServiceSettings
     from deploy.render.values import render_values, values_yaml
 
     settings = ServiceSettings()
-    retention = {
-        "gp_inbound_retention": timedelta(hours=settings.gp_inbound_retention_hours),
-        "dead_letter_retention": timedelta(days=settings.dead_letter_retention_days),
-    }
+    retention = settings.topic_retention()
     text = values_yaml(
         render_values(settings.directory_path, settings.clients_path, retention=retention)
     )

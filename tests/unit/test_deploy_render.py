@@ -61,7 +61,11 @@ def test_the_topics_are_brugs_with_their_retention() -> None:
     for name, spec in rendered.items():
         assert spec["topicName"] == name
         assert spec.get("config", {}) == wanted[name]
-    assert rendered[topics.DEAD_LETTER]["config"] == {"retention.ms": str(3 * 86400 * 1000)}
+    three_days = 3 * 86400 * 1000
+    assert rendered[topics.DEAD_LETTER]["config"] == {
+        "retention.ms": str(three_days),
+        "segment.ms": str(three_days // 10),
+    }
 
 
 def _may(principal: str, operation: str, resource: str, name: str) -> bool:
