@@ -42,6 +42,7 @@ SERVICES = (
     "gp-notify",
     "console",
     "relay",
+    "monitor",
 )
 
 Operation = Literal["READ", "WRITE", "DESCRIBE", "IDEMPOTENT_WRITE"]
@@ -127,6 +128,18 @@ def service_grants() -> list[Grant]:
         *_consumer(
             service_principal("webhook-delivery"), "brug-webhook-delivery", SOCIAL_REFERRALS
         ),
+        # The monitor reads Brug's own events (adapters/monitor/projection.py) and writes
+        # nothing: it parks nothing either, so no dead-letter topic.
+        *(
+            _topic(service_principal("monitor"), "READ", name)
+            for name in (
+                topics.REFERRALS_SUBMITTED,
+                topics.OVERDUE,
+                SOCIAL_REFERRALS,
+                SOCIAL_STATUS,
+            )
+        ),
+        *_groups(service_principal("monitor"), "brug-monitor"),
         # The console parks dead letters, shows every group's lag and replays a dead
         # letter to the topic it came from: the operator's view is the whole bus.
         *_consumer(console, "brug-console", topics.DEAD_LETTER),

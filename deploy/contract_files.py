@@ -1,5 +1,6 @@
-"""Renders every published contract file: event schemas and examples from contracts/,
-and one AsyncAPI document per service from its FastStream app."""
+"""Renders every published contract file: event schemas and examples from contracts/, the
+monitor's dataset contract (contracts/monitor), and one AsyncAPI document per service from
+its FastStream app."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from faststream import FastStream
 from faststream.specification import AsyncAPI
 from faststream.specification.base import SpecificationFactory
 
+from contracts.monitor.rendering import render_monitor_contract
 from contracts.rendering import render_contract_files
 from deploy.devstack.paths import REPO_ROOT
 from deploy.devstack.stack import SERVICES
@@ -22,6 +24,7 @@ from deploy.devstack.stack import SERVICES
 SCHEMAS_DIR = REPO_ROOT / "contracts" / "schemas"
 ASYNCAPI_DIR = REPO_ROOT / "contracts" / "asyncapi"
 OPENAPI_DIR = REPO_ROOT / "contracts" / "openapi"
+MONITOR_DIR = REPO_ROOT / "contracts" / "monitor"
 
 
 # The documents describe production, where every service authenticates by SASL/SCRAM over
@@ -69,7 +72,8 @@ def _stable_yaml(specification: SpecificationFactory) -> str:
 
 def expected_files() -> dict[Path, str]:
     files = {SCHEMAS_DIR / name: text for name, text in render_contract_files().items()}
-    return files | render_service_documents()
+    monitor = {MONITOR_DIR / name: text for name, text in render_monitor_contract().items()}
+    return files | monitor | render_service_documents()
 
 
 def write_contract_files() -> list[Path]:

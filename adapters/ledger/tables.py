@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -273,11 +275,17 @@ dead_letters = Table(
     Column("original_headers", JSONB, nullable=False),
     Column("attempts", Integer, nullable=False),
     Column("failed_at", DateTime(timezone=True), nullable=False),
-    Column("state", String(16), nullable=False),  # parked | replayed | discarded
+    # parked | replaying | replayed | discarded (domain/dead_letters.py)
+    Column("state", String(16), nullable=False),
     Column("resolved_at", DateTime(timezone=True), nullable=True),
     Column("resolved_by", String(128), nullable=True),
     Column("note", String(2000), nullable=True),
     Column("erased_at", DateTime(timezone=True), nullable=True),  # original_value emptied
+    # A replay's claim, committed before it publishes, and its last failure (migration 0024).
+    Column("claimed_by", String(128), nullable=True),
+    Column("claimed_at", DateTime(timezone=True), nullable=True),
+    Column("replay_error", String(500), nullable=True),
+    Column("replay_failed_at", DateTime(timezone=True), nullable=True),
     Index("ix_dead_letters_failed_at", "failed_at"),
     Index("ix_dead_letters_parked", "failed_at", postgresql_where=text("state = 'parked'")),
 )
@@ -339,3 +347,47 @@ client_assertions = Table(
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Index("ix_client_assertions_expires_at", "expires_at"),
 )
+
+
+def _monitor_table(name: str) -> Table:
+    """One pseudonymous row per referral of the national monitor's minimal dataset
+    (``domain/monitor/dataset.py`` ``MonitorState``; ``adapters/monitor/``): days, codes and
+    flags, no personal data. ``seen_events``: keyed digests of the events applied, so a
+    redelivery changes nothing. The live table and the one ``brug monitor rebuild`` fills
+    before it swaps them have the same shape (migration 0023)."""
+    return Table(
+        name,
+        metadata,
+        Column("pseudonym", String(64), primary_key=True),
+        Column("submitted_on", Date, nullable=True),
+        Column("municipality_code", String(6), nullable=True),
+        Column("organisation_id", String(63), nullable=True),
+        Column("referrer_discipline", String(16), nullable=False),
+        Column("channel", String(16), nullable=False),
+        Column("age_band", String(8), nullable=True),
+        Column("themes", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+        Column("urgency", String(16), nullable=True),
+        Column("welfare_status", String(32), nullable=True),
+        Column("status_sequence", Integer, nullable=False, server_default=text("0")),
+        Column("received_on", Date, nullable=True),
+        Column("accepted_on", Date, nullable=True),
+        Column("first_contact_on", Date, nullable=True),
+        Column("welfare_ended_on", Date, nullable=True),
+        Column("welfare_end", String(32), nullable=True),
+        Column("decline_reason", String(32), nullable=True),
+        Column("gp_withdrawn_on", Date, nullable=True),
+        Column("activity_kinds", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+        Column("feedback_to_gp_on", Date, nullable=True),
+        Column("feedback_to_gp_channel", String(8), nullable=True),
+        Column("overdue_received", Boolean, nullable=False, server_default=text("false")),
+        Column("overdue_first_contact", Boolean, nullable=False, server_default=text("false")),
+        Column("signal_kinds", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+        Column("positive_health_consented", Boolean, nullable=False, server_default=text("false")),
+        Column("positive_health_change", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+        Column("seen_events", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+        Index(f"ix_{name}_submitted_on", "submitted_on"),
+    )
+
+
+monitor_referrals = _monitor_table("monitor_referrals")
+monitor_rebuild_referrals = _monitor_table("monitor_rebuild_referrals")

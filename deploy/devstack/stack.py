@@ -48,6 +48,7 @@ SERVICES: tuple[str, ...] = (
     "gp_notify",
     "console",
     "relay",
+    "monitor",
 )
 # Signing secrets of the sample directory's webhook organisations, Standard Webhooks
 # ``whsec_<base64>`` (dev only; set your own).

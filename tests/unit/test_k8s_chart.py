@@ -131,7 +131,7 @@ def test_every_service_is_probed_budgeted_and_measured(rendered: Objects) -> Non
     deployments = _of(rendered, "Deployment")
     budgets = _of(rendered, "PodDisruptionBudget")
     scaled = _of(rendered, "ScaledObject")
-    assert len(deployments) == 8
+    assert len(deployments) == len(SERVICES)
     for name, deployment in deployments.items():
         pod = deployment["spec"]["template"]["spec"]
         container = pod["containers"][0]

@@ -71,8 +71,20 @@ def test_only_brug_writes_what_organisations_act_on() -> None:
 def test_every_topic_has_a_writer_and_a_reader() -> None:
     for topic in _all_topics():
         assert _who("WRITE", topic), f"nobody may write {topic}"
-        if topic != topics.OVERDUE:  # for organisations' and funders' consumers to come
-            assert _who("READ", topic), f"nobody may read {topic}"
+        assert _who("READ", topic), f"nobody may read {topic}"
+
+
+def test_the_monitor_reads_brugs_own_events_and_writes_nothing() -> None:
+    monitor = service_principal("monitor")
+    for topic in (
+        topics.REFERRALS_SUBMITTED,
+        topics.OVERDUE,
+        topics.social_referrals("dynamo-amsterdam"),
+        topics.social_status("dynamo-amsterdam"),
+    ):
+        assert monitor in _who("READ", topic), topic
+    assert not [g for g in PLAN if g.principal == monitor and g.operation == "WRITE"]
+    assert monitor not in _who("READ", topics.gp_referrals("his-amsterdam-centrum"))
 
 
 def test_groups_are_the_principals_own() -> None:

@@ -1,0 +1,3 @@
+"""Monitor: Brug's own events folded into the national monitor's pseudonymous dataset."""
+
+SERVICE = "monitor"
