@@ -16,7 +16,17 @@ from datetime import UTC, datetime, timedelta
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import (
+    ClusterAuthorizationFailedError,
+    InvalidTopicError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    NotEnoughReplicasError,
+    RecordListTooLargeError,
+    TopicAlreadyExistsError,
+    TopicAuthorizationFailedError,
+    UnknownTopicOrPartitionError,
+)
 
 from adapters.kafka_security import KafkaCredentials
 
@@ -233,22 +243,76 @@ def _offsets_at(
     return {tp: found[tp].offset if found.get(tp) else ends[tp] for tp in partitions}
 
 
-def republish(
-    bootstrap_servers: str,
-    topic: str,
-    value: bytes,
-    key: bytes | None,
-    headers: list[tuple[str, bytes]],
-) -> None:
-    """Write one record again (an operator's replay), acknowledged by every in-sync replica."""
-    producer = KafkaProducer(
-        bootstrap_servers=bootstrap_servers,
-        client_id="brug-replay",
-        acks="all",
-        retries=5,
-        **_options(None),
-    )
-    try:
-        producer.send(topic, value=value, key=key, headers=headers).get(timeout=15)
-    finally:
-        producer.close()
+class NotSent(Exception):
+    """Kafka certainly did not take the record (no topic, not allowed, too large...)."""
+
+
+class SentUnconfirmed(Exception):
+    """The record went to Kafka but no acknowledgement came: it may be on the topic."""
+
+
+# Errors with which the broker refuses a record before appending it.
+_REFUSED = (
+    TopicAuthorizationFailedError,
+    ClusterAuthorizationFailedError,
+    UnknownTopicOrPartitionError,
+    InvalidTopicError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    NotEnoughReplicasError,
+)
+
+
+class Republisher:
+    """Writes records again (operators' replays) on one producer, each acknowledged by
+    every in-sync replica; ``send`` tells a record Kafka certainly did not take
+    (``NotSent``) from one whose fate is unknown (``SentUnconfirmed``). The producer is
+    made by ``connect`` or the first ``send``."""
+
+    def __init__(self, bootstrap_servers: str, *, timeout_seconds: float = 10.0) -> None:
+        self._bootstrap_servers = bootstrap_servers
+        self._timeout_seconds = timeout_seconds
+        self._producer: KafkaProducer | None = None
+
+    def connect(self) -> KafkaProducer:
+        """Reach Kafka now (raises KafkaError if it cannot be reached)."""
+        if self._producer is None:
+            timeout_ms = int(self._timeout_seconds * 1000)
+            self._producer = KafkaProducer(
+                bootstrap_servers=self._bootstrap_servers,
+                client_id="brug-replay",
+                acks="all",
+                retries=5,
+                bootstrap_timeout_ms=timeout_ms,
+                max_block_ms=timeout_ms,  # the topic's metadata, before anything is sent
+                request_timeout_ms=timeout_ms,
+                delivery_timeout_ms=2
+                * timeout_ms,  # the producer answers before ``send``'s wait ends
+                **_options(None),
+            )
+        return self._producer
+
+    def send(
+        self, topic: str, value: bytes, key: bytes | None, headers: list[tuple[str, bytes]]
+    ) -> None:
+        try:  # raised here, nothing has left the process
+            future = self.connect().send(topic, value=value, key=key, headers=headers)
+        except (KafkaError, ValueError, TypeError) as error:
+            raise NotSent(type(error).__name__) from error
+        try:
+            future.get(timeout=2 * self._timeout_seconds + 1)
+        except _REFUSED as error:
+            raise NotSent(type(error).__name__) from error
+        except KafkaError as error:
+            raise SentUnconfirmed(type(error).__name__) from error
+
+    def close(self) -> None:
+        if self._producer is not None:
+            self._producer.close(timeout=self._timeout_seconds)
+            self._producer = None
+
+    def __enter__(self) -> Republisher:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -291,7 +291,9 @@ def _trace_lines(referral: str, database_url: str | None = None) -> list[str]:
 
 @dlq_cli.command("list")
 def dlq_list(
-    state: Annotated[str, typer.Option(help="parked, replayed, discarded or all")] = "parked",
+    state: Annotated[
+        str, typer.Option(help="parked, replaying, replayed, discarded or all")
+    ] = "parked",
 ) -> None:
     """Dead letters, newest first (metadata only)."""
     from adapters.ledger.operations import Operations
@@ -333,19 +335,52 @@ def dlq_show(dead_letter_id: str) -> None:
         ("headers", json.dumps(letter.original_headers)),
         ("value", f"{len(letter.original_value)} bytes (hidden)"),
         ("resolved", f"{letter.resolved_by} {letter.note or ''}" if letter.resolved_by else "-"),
+        (
+            "claimed",
+            f"{letter.claimed_by} {letter.claimed_at:%Y-%m-%d %H:%M:%S}"
+            if letter.claimed_at
+            else "-",
+        ),
+        (
+            "last error",
+            f"{letter.replay_error} ({letter.replay_failed_at:%Y-%m-%d %H:%M:%S})"
+            if letter.replay_failed_at
+            else "-",
+        ),
     ):
         typer.echo(f"{label:>10}: {value}")
 
 
 @dlq_cli.command("replay")
 def dlq_replay(
-    dead_letter_id: str, note: Annotated[str, typer.Option(help="What was fixed")] = ""
+    dead_letter_id: Annotated[
+        str | None, typer.Argument(help="One dead letter; or choose many with --reason")
+    ] = None,
+    note: Annotated[str, typer.Option(help="What was fixed (required with --reason)")] = "",
+    reason: Annotated[
+        str | None, typer.Option(help="Every parked dead letter with this reason...")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="...that failed at this time or later (ISO 8601, with zone)")
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="...and before this time (default now)")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would happen")] = False,
 ) -> None:
     """Send a dead letter to its topic again (after a fix), re-checking withdrawal and
-    erased details first; audited."""
+    erased details first; audited. With --reason and --since: every parked one in that
+    window, oldest first, each at most once even when run twice or side by side."""
     from adapters.runtime import ServiceSettings
+    from deploy.dlq_replay import replay_many
     from services.console.actions import ActionRefused, replay_dead_letter
 
+    if (dead_letter_id is None) == (reason is None):
+        raise typer.BadParameter("give one dead letter's id, or --reason and --since")
+    if reason is not None:
+        if since is None:
+            raise typer.BadParameter("--reason needs --since (and maybe --until)")
+        replay_many(reason, since, until, note=note, dry_run=dry_run, actor=_operator_actor())
+        return
+    assert dead_letter_id is not None
     engine = _engine()
     try:
         result = replay_dead_letter(

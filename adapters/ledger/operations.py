@@ -41,6 +41,10 @@ class DeadLetterRow:
     # Personal data may be in here: only an audited reveal or a replay reads it.
     original_value: str
     erased_at: datetime | None = None  # retention or an erasure emptied original_value
+    claimed_by: str | None = None  # a replay's claim (state replaying), before it publishes
+    claimed_at: datetime | None = None
+    replay_error: str | None = None  # why the last replay did not (certainly) get through
+    replay_failed_at: datetime | None = None
 
 
 @dataclass(frozen=True)

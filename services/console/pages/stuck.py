@@ -1,11 +1,13 @@
 """What is stuck: parked dead letters and webhook deliveries, unroutable and overdue
 referrals. Operators replay, requeue or discard them (``services/console/actions.py``,
-shared with ``brug dlq``); a privacy officer may reveal a dead letter's original record."""
+shared with ``brug dlq``), dead letters also in bulk by reason and time window (each at
+most once); a privacy officer may reveal a dead letter's original record."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import UTC, datetime
 from functools import partial
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -16,6 +18,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import Connection
 
 from adapters.ledger.operations import Operations
+from domain.dead_letters import REASONS, REPLAYING, WindowRefused, replay_window
 from services.console import SERVICE, actions
 from services.console.auth import Forbidden, check_csrf
 from services.console.web import Console, ConsoleDep, audit, done
@@ -44,6 +47,8 @@ def _stuck(connection: Connection) -> dict[str, Any]:
             for state in ("replayed", "discarded")
             for letter in operations.dead_letters(state, limit=20)
         ],
+        "replaying": operations.dead_letters(REPLAYING),
+        "reasons": REASONS,
         "deliveries": operations.parked_deliveries(),
         "unroutable": operations.unroutable_referrals(),
         "overdue": operations.overdue_referrals(),
@@ -82,6 +87,61 @@ async def reveal_dead_letter(
     if letter is None:
         raise Forbidden("No such dead letter.")
     return console.page(request, "dead_letter.html", me, letter=letter, value=letter.original_value)
+
+
+@router.post("/dead-letters/bulk-replay")
+async def bulk_replay(
+    request: Request,
+    console: ConsoleDep,
+    reason: Annotated[str, Form()] = "",
+    since: Annotated[str, Form()] = "",
+    until: Annotated[str, Form()] = "",
+    note: Annotated[str, Form()] = "",
+    dry_run: Annotated[str, Form()] = "",
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    """Every parked dead letter with ``reason`` that failed in the window (the form's
+    times are UTC, as the page shows them), each replayed at most once; or a dry run."""
+    me = await console.sessions.current(request)
+    check_csrf(me, csrf)
+    try:
+        window = replay_window(
+            reason, _utc("since", since), _utc("until", until) if until else None, datetime.now(UTC)
+        )
+    except WindowRefused as refused:
+        return console.page(
+            request, "message.html", me, status=400, title="Not understood", text=str(refused)
+        )
+    settings = console.settings
+    try:
+        result = await asyncio.to_thread(
+            actions.replay_dead_letters,
+            console.sync_engine,
+            settings.kafka_bootstrap_servers,
+            window,
+            actor=me.actor,
+            note=note,
+            dry_run=bool(dry_run),
+        )
+    except actions.ActionRefused as refused:
+        log.info("operator bulk replay refused", operator=me.username, reason=window.reason)
+        raise Forbidden(f"Not done: {refused}.") from None
+    log.info(
+        "operator bulk replay",
+        operator=me.username,
+        reason=window.reason,
+        dry_run=result.dry_run,
+        replayed=result.count(actions.Outcome.REPLAYED),
+    )
+    return RedirectResponse(f"/stuck?done={quote(result.summary())}", status_code=303)
+
+
+def _utc(name: str, text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise WindowRefused(f"{name}: {text!r} is not a date and time") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 # Registered after ".../reveal", which the path template would match too.

@@ -8,7 +8,8 @@ without a session sends to the login, a form without its CSRF token is refused, 
 privacy officer may reveal a referral's details. And the login throttle, kept in the
 ledger: a user name blocked after its failures from any address, an address blocked across
 user names, a block that a new console instance still sees, a success that clears the
-count; sessions ended by a changed operators file and by their absolute lifetime."""
+count; sessions ended by a changed operators file and by their absolute lifetime. A bulk
+replay's dry run, and its form's bad input refused."""
 
 from __future__ import annotations
 
@@ -28,8 +29,10 @@ from httpx import Response
 from kafka.errors import KafkaTimeoutError
 from sqlalchemy import Engine, delete, func, select
 
+from adapters.ledger.operations import Operations
 from adapters.ledger.tables import audit_log, login_failures, operator_sessions
 from adapters.runtime.settings import DEPLOY_DIR
+from contracts.events.deadletter import DeadLetter
 from services.console.app import create_app
 from services.console.auth import SESSION_COOKIE
 from services.console.settings import ConsoleSettings
@@ -363,3 +366,52 @@ def _sessions(engine: Engine, username: str) -> int:
     query = select(func.count()).where(operator_sessions.c.username == username)
     with engine.connect() as connection:
         return int(connection.execute(query).scalar_one())
+
+
+def test_a_bulk_replay_dry_run_says_what_would_be_replayed_and_changes_nothing(
+    console: TestClient, ledger_engine: Engine
+) -> None:
+    hour = datetime(2025, 1, 1, tzinfo=UTC) + timedelta(hours=uuid.uuid4().int % 8000)
+    letter_id = str(uuid.uuid4())
+    with ledger_engine.begin() as connection:
+        Operations(connection).record_dead_letter(
+            letter_id,
+            DeadLetter(
+                reason="gave-up",
+                detail="the handler kept failing",
+                service="feedback",
+                original_topic="brug.social.status.dynamo-amsterdam.v1",
+                original_partition=0,
+                original_offset=7,
+                original_key="not-a-referral",
+                original_value="{}",
+                attempts=5,
+                failed_at=hour + timedelta(minutes=30),
+            ),
+        )
+    token = signed_in(console, "olga")
+    assert 'action="/dead-letters/bulk-replay"' in console.get("/stuck").text
+    window = {
+        "reason": "gave-up",
+        "since": hour.strftime("%Y-%m-%dT%H:%M"),  # datetime-local: UTC, as the page says
+        "until": (hour + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S"),
+        "csrf": token,
+    }
+
+    dry = console.post("/dead-letters/bulk-replay", data={**window, "dry_run": "1"})
+    assert dry.status_code == 303
+    notice = console.get(dry.headers["location"]).text
+    assert "dry run, nothing changed: 1 parked" in notice and "1 would-replay" in notice
+    no_note = console.post("/dead-letters/bulk-replay", data=window)
+    assert no_note.status_code == 403 and "a note is required" in no_note.text
+    backwards = console.post(
+        "/dead-letters/bulk-replay", data={**window, "until": window["since"], "note": "x"}
+    )
+    assert backwards.status_code == 400 and "--since must be before --until" in backwards.text
+    garbled = console.post("/dead-letters/bulk-replay", data={**window, "since": "gisteren"})
+    assert garbled.status_code == 400
+    forged = console.post("/dead-letters/bulk-replay", data={**window, "csrf": "x"})
+    assert forged.status_code == 403
+    with ledger_engine.connect() as connection:
+        letter = Operations(connection).dead_letter(letter_id)
+    assert letter is not None and (letter.state, letter.claimed_at) == ("parked", None)
