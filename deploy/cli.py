@@ -13,6 +13,7 @@ from deploy.audit_cli import audit_cli
 from deploy.devstack.paths import default_state_dir
 from deploy.erase_cli import erase, purge
 from deploy.kafka_cli import kafka_cli
+from deploy.monitor_cli import monitor_cli
 from deploy.render.cli import deploy_cli
 
 app = typer.Typer(help="Brug: GP referrals to the social domain and back.", no_args_is_help=True)
@@ -36,6 +37,7 @@ app.add_typer(operators_cli, name="operators")
 app.add_typer(kafka_cli, name="kafka")
 app.add_typer(audit_cli, name="audit")
 app.add_typer(deploy_cli, name="deploy")
+app.add_typer(monitor_cli, name="monitor")
 app.command("erase")(erase)
 ledger_cli.command("purge")(purge)
 

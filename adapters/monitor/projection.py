@@ -63,6 +63,10 @@ _EXPECTED: tuple[tuple[re.Pattern[str], tuple[type[EventData], ...]], ...] = (
     (_SOCIAL_REFERRALS, (ReferralCreated, ReferralWithdrawn, FeedbackReceivedByGp)),
     (_SOCIAL_STATUS, (ReferralStatusReported, SignalRaised)),
 )
+REFERRAL_TOPICS = re.compile(
+    rf"{re.escape(topics.REFERRALS_SUBMITTED)}|{_SOCIAL_REFERRALS.pattern}"
+)
+"""The topics that say where a referral went: read before the statuses in a rebuild."""
 MONITORED_TOPICS = re.compile(
     "^(?:" + "|".join(f"(?:{pattern.pattern})" for pattern, _ in _EXPECTED) + ")$"
 )
