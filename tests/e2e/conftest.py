@@ -47,8 +47,10 @@ class WebhookReceiver:
 
     def __init__(self) -> None:
         self.received: list[dict[str, Any]] = []
-        self.failures_left: dict[str, int] = {}  # referral id -> 500s still to answer
-        self.always_fail: set[str] = set()
+        # Keyed by a marker in the GP's question, known before the referral is sent:
+        # keyed by referral id, the first delivery could beat the test arming it.
+        self.failures_left: dict[str, int] = {}  # marker -> 500s still to answer
+        self.always_fail: set[str] = set()  # markers
         self.lock = threading.Lock()
         receiver = self
 
@@ -61,6 +63,7 @@ class WebhookReceiver:
                 except (WebhookVerificationError, ValueError):  # ValueError: malformed
                     valid = False
                 referral_id = json.loads(body)["event"]["data"]["referral_id"]
+                question = json.loads(body).get("details", {}).get("question", "")
                 with receiver.lock:
                     receiver.received.append(
                         {
@@ -70,10 +73,11 @@ class WebhookReceiver:
                             "delivery_id": self.headers["webhook-id"],
                         }
                     )
-                    left = receiver.failures_left.get(referral_id, 0)
-                    failing = referral_id in receiver.always_fail or left > 0
+                    marker = next((m for m in receiver.failures_left if m in question), "")
+                    left = receiver.failures_left.get(marker, 0)
+                    failing = any(m in question for m in receiver.always_fail) or left > 0
                     if left:
-                        receiver.failures_left[referral_id] = left - 1
+                        receiver.failures_left[marker] = left - 1
                 self.send_response(500 if failing or not valid else 204)
                 self.end_headers()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import time
+import uuid
 from typing import Any
 
 import httpx
@@ -20,8 +21,12 @@ from tests.helpers import eventually, wait_for_record
 pytestmark = pytest.mark.integration
 
 
-def zoetermeer_bundle() -> dict[str, Any]:
+def zoetermeer_bundle(marker: str = "") -> dict[str, Any]:
+    """A referral for Zoetermeer's webhook; ``marker`` goes into the GP's question,
+    so the receiver can be armed before the referral exists."""
     bundle = copy.deepcopy(new_bundle())
+    if marker:
+        resource(bundle, "ServiceRequest")["note"] = [{"text": f"Graag contact ({marker})"}]
     resource(bundle, "Patient")["address"] = [
         {"use": "home", "line": ["Dorpsstraat 20"], "postalCode": "2712 AB", "city": "Zoetermeer"}
     ]
@@ -31,9 +36,9 @@ def zoetermeer_bundle() -> dict[str, Any]:
 def test_a_webhook_is_signed_retried_after_failures_and_delivered_once(
     gp: httpx.Client, webhook_receiver: WebhookReceiver, database_url: str
 ) -> None:
-    bundle = zoetermeer_bundle()
-    referral_id = referral_id_of(task_of(gp.post("", json=bundle)))
-    webhook_receiver.failures_left[referral_id] = 2
+    marker = f"fail-twice-{uuid.uuid4()}"
+    webhook_receiver.failures_left[marker] = 2
+    referral_id = referral_id_of(task_of(gp.post("", json=zoetermeer_bundle(marker))))
 
     eventually(lambda: len(webhook_receiver.attempts_for(referral_id)) >= 3, "three attempts")
     time.sleep(1.0)  # any further (wrong) attempt would arrive by now
@@ -56,8 +61,9 @@ def test_a_webhook_is_signed_retried_after_failures_and_delivered_once(
 def test_a_webhook_that_keeps_failing_is_parked_with_a_dead_letter(
     gp: httpx.Client, webhook_receiver: WebhookReceiver, kafka_topics: str, database_url: str
 ) -> None:
-    referral_id = referral_id_of(task_of(gp.post("", json=zoetermeer_bundle())))
-    webhook_receiver.always_fail.add(referral_id)
+    marker = f"fail-always-{uuid.uuid4()}"
+    webhook_receiver.always_fail.add(marker)
+    referral_id = referral_id_of(task_of(gp.post("", json=zoetermeer_bundle(marker))))
 
     record = wait_for_record(
         kafka_topics, topics.DEAD_LETTER, lambda r: r.key == referral_id.encode(), timeout=30
