@@ -81,8 +81,11 @@ class OutboxRelay:
     async def drain(self) -> int:
         """Publish until the outbox is empty; return how many were published."""
         total = 0
-        while published := await self.publish_batch():
-            total += published
+        while True:
+            handled = await self.publish_batch()
+            total += handled
+            if handled < self.batch_size:  # the outbox was emptied: no empty claim after it
+                break
         await self._purge_now_and_then()
         return total
 
@@ -94,14 +97,15 @@ class OutboxRelay:
                 return 0
             OLDEST_PENDING.set((datetime.now(UTC) - pending[0].created_at).total_seconds())
             try:
-                confirmations = [await self._send(message) for message in pending]
-                await asyncio.wait_for(asyncio.gather(*confirmations), self.confirm_timeout_seconds)
+                await asyncio.wait_for(self._send_all(pending), self.confirm_timeout_seconds)
                 published, parked = pending, list[tuple[PendingMessage, str]]()
             except Exception:  # Kafka away, or one record it will never take
                 published, parked = await self._one_by_one(pending)
             now = datetime.now(UTC)
             await connection.run_sync(lambda c: Outbox(c).mark_published(published, now))
             await connection.run_sync(lambda c: Outbox(c).park(parked, now))
+        if len(pending) < self.batch_size:
+            OLDEST_PENDING.set(0)  # it claimed all there was
         for message in published:
             PUBLISHED.labels(type=message.event_type).inc()
         for message, reason in parked:
@@ -131,6 +135,12 @@ class OutboxRelay:
         if not published:
             raise RuntimeError(f"Kafka took none of {len(pending)} outbox events")
         return published, failed
+
+    async def _send_all(self, pending: list[PendingMessage]) -> None:
+        # Under the one timeout too: a send waits for its topic's metadata first, which
+        # for a topic that does not exist takes the producer's whole request timeout.
+        confirmations = [await self._send(message) for message in pending]
+        await asyncio.gather(*confirmations)
 
     async def _send_and_confirm(self, message: PendingMessage) -> None:
         await (await self._send(message))
