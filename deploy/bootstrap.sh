@@ -56,4 +56,8 @@ ensure_python_env() {
 
 ensure_system_tools
 ensure_python_env
+# Python may keep its bytecode cache (some shells set PYTHONDONTWRITEBYTECODE): without it
+# every service and CLI process compiles each module it imports again, about 3 s of CPU
+# per service start, and the test suite starts well over a hundred processes.
+unset PYTHONDONTWRITEBYTECODE
 export PATH="$BRUG_ROOT/.venv/bin:$PATH"

@@ -4,6 +4,7 @@ invariants hold after every step, whatever the order, the sequences and the send
 from __future__ import annotations
 
 import dataclasses
+import os
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -219,5 +220,10 @@ class ReferralLife(RuleBasedStateMachine):
         assert len(self.overdue_timers) == len(set(self.overdue_timers)), self.overdue_timers
 
 
-ReferralLife.TestCase.settings = settings(max_examples=1000, stateful_step_count=20, deadline=None)
+# 300 lives of up to 20 steps in CI; a longer hunt: BRUG_AGGREGATE_EXAMPLES=20000 pytest this file.
+ReferralLife.TestCase.settings = settings(
+    max_examples=int(os.environ.get("BRUG_AGGREGATE_EXAMPLES", "300")),
+    stateful_step_count=20,
+    deadline=None,
+)
 TestReferralLife = ReferralLife.TestCase
