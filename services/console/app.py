@@ -41,7 +41,7 @@ from services.console.charts import sparkline
 from services.console.dead_letters import dead_letter_router
 from services.console.flows import FlowsCache
 from services.console.gauges import export_gauges
-from services.console.pages import flows, health, login, privacy, referral, stuck
+from services.console.pages import flows, health, login, monitor, privacy, referral, stuck
 from services.console.retention import sweep_retention
 from services.console.settings import ConsoleSettings
 from services.console.throttle import LoginThrottle, utc_now
@@ -73,7 +73,7 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _bad_request)  # type: ignore[arg-type]
     app.add_exception_handler(Forbidden, _forbidden)  # type: ignore[arg-type]
     app.include_router(health_routes(readiness_for(settings, kafka=settings.console_kafka_side)))
-    for pages in (login, flows, health, referral, stuck, privacy):
+    for pages in (login, flows, health, referral, stuck, privacy, monitor):
         app.include_router(pages.router)
     return app
 
