@@ -9,19 +9,21 @@ Two profiles:
 
 **Secondary suppression.** Published counts add up: months to quarters to the year,
 municipalities (and, apart, organisations) to the national figure, categories to their
-total. A suppressed cell could be recovered from such totals by differencing, so after the
-primary suppression an *attacker's audit* runs over every relation: bounds propagation
-(what each total and its published parts allow, the suppressed cells known to be at least
-the profile's floor) and, where values are exact, linear differencing (Gaussian
-elimination over the suppressed cells). Every suppressed cell the audit pins down to one
-value gets a partner: the smallest published cell in one of its relations is suppressed
-too. Repeat until the audit pins down none. Suppressed and secret cells look the same, so
-nobody can tell a primary from a secondary one.
+total; and some bound others (the funnel narrows step by step): such a bound is a sum
+with an unpublished slack cell (``protect(..., unpublished=...)``). A suppressed cell
+could be recovered from such totals by differencing, so after the primary suppression an
+*attacker's audit* runs over every relation: bounds propagation (what each total and its
+published parts allow, the suppressed cells known to be at least the profile's floor)
+and, where values are exact, linear differencing (Gaussian elimination over the
+suppressed cells). Every suppressed cell the audit pins down to one value gets a
+partner: the smallest published cell in one of its relations is suppressed too. Repeat
+until the audit pins down none. Suppressed and secret cells look the same, so nobody can
+tell a primary from a secondary one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -63,6 +65,10 @@ class Profile(Protocol):
     def may_partner(self, value: int) -> bool: ...
     @property
     def minimum_group(self) -> int: ...
+
+
+UNPUBLISHED = Shown(None, 0, INFINITY)
+"""An unpublished cell as an attacker sees it: any count."""
 
 
 @dataclass(frozen=True)
@@ -134,22 +140,30 @@ def profile_named(name: str) -> Profile:
 
 
 def protect(
-    cells: Mapping[Key, int], relations: Sequence[Relation], profile: Profile
+    cells: Mapping[Key, int],
+    relations: Sequence[Relation],
+    profile: Profile,
+    unpublished: Collection[Key] = (),
 ) -> dict[Key, Shown]:
-    """What may be published of ``cells`` under ``profile``, given that ``relations`` hold."""
-    hidden = {key for key, value in cells.items() if profile.primary(value)}
+    """What may be published of ``cells`` under ``profile``, given that ``relations`` hold.
+
+    ``unpublished`` cells are never shown (anything from 0 up, to an attacker) and never
+    hidden as a partner: the slack of an inequality (``a + b <= total`` as
+    ``total = a + b + slack``), so the audit knows what the inequality tells."""
+    never = frozenset(unpublished)
+    hidden = {key for key, value in cells.items() if profile.primary(value) and key not in never}
     touching: dict[Key, list[Relation]] = {}
     for relation in relations:
         for key in (relation.total, *relation.parts):
             touching.setdefault(key, []).append(relation)
     while True:
-        published = _publish(cells, hidden, profile)
-        exposed = exposed_cells(published, relations, exact=profile.exact())
+        published = _publish(cells, hidden, profile, never)
+        exposed = exposed_cells(published, relations, exact=profile.exact()) - never
         if not exposed:
             return published
         added = False
         for key in sorted(exposed, key=repr):
-            partner = _partner(key, cells, hidden, touching, profile)
+            partner = _partner(key, cells, hidden | never, touching, profile)
             if partner is not None:
                 hidden.add(partner)
                 added = True
@@ -159,9 +173,15 @@ def protect(
                     hidden.update((relation.total, *relation.parts))
 
 
-def _publish(cells: Mapping[Key, int], hidden: set[Key], profile: Profile) -> dict[Key, Shown]:
+def _publish(
+    cells: Mapping[Key, int], hidden: set[Key], profile: Profile, never: frozenset[Key]
+) -> dict[Key, Shown]:
     return {
-        key: profile.hidden() if key in hidden else profile.shown(value)
+        key: UNPUBLISHED
+        if key in never
+        else profile.hidden()
+        if key in hidden
+        else profile.shown(value)
         for key, value in cells.items()
     }
 

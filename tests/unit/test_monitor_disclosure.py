@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
+from datetime import date
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -167,7 +168,7 @@ def test_no_suppressed_report_figure_can_be_recovered_from_the_years_other_figur
     protected = protect_year(records, 2026, profile)
     every = relations(protected.counts, 2026)
     for family in (f for f in FAMILIES if f.figure in ("referrals", "declines")):
-        own = [r for r in every if r.total[0] == family.figure]
+        own = [r for r in every if {k[0] for k in (r.total, *r.parts)} == {family.figure}]
         cells = {key: shown for key, shown in protected.counts.items() if key[0] == family.figure}
         assert recovered(cells, own, profile) == {}, family.figure
 
@@ -187,3 +188,71 @@ def test_a_report_shows_the_true_counts_where_they_are_large_enough() -> None:
     assert report["counts"]["referrals"]["all"] == 12
     assert report["counts"]["referrals"]["gp"] == 12
     assert report["counts"]["referrals"]["poh-ggz"] == 0
+
+
+def test_the_funnel_does_not_give_a_hidden_decline_away() -> None:
+    """Eight referrals in Amsterdam in October, seven accepted, one declined. A declined
+    referral was received and never accepted, so were received and accepted both shown,
+    received minus accepted would pin the hidden decline at 1. The attacker here knows the
+    funnel's inequalities (not from ``reports``: on its own) and recovers nothing."""
+
+    def referral(i: int, municipality: str, declined: bool) -> MonitorRecord:
+        return MonitorRecord(
+            pseudonym=f"{i:064x}",
+            referral_month="2026-10",
+            municipality_code=municipality,
+            organisation_id="welzijn-a" if municipality == "GM0363" else "welzijn-b",
+            received_on=date(2026, 10, 5),
+            accepted_on=None if declined else date(2026, 10, 6),
+            ended_on=date(2026, 10, 6) if declined else None,
+            end_status=EndStatus.DECLINED if declined else None,
+            decline_reason=DeclineReason.NO_CAPACITY if declined else None,
+        )
+
+    records = [referral(i, "GM0363", declined=i == 7) for i in range(8)]
+    records += [referral(100 + i, "GM0995", declined=False) for i in range(20)]
+    report = protect_year(records, 2026, Threshold(5)).report(
+        ("municipality", "GM0363"), Period.parse("2026-10")
+    )
+    counts = report["counts"]
+    assert counts["declines"]["all"] is None and counts["referrals"]["all"] == 8
+
+    # Variables: the funnel steps, the declines and a slack per inequality (>= 0).
+    names = ["all", "received", "accepted", "first_contact", "completed", "declines"]
+    names += [f"slack{i}" for i in range(4)]
+    at = {name: i for i, name in enumerate(names)}
+    equalities = [  # total = parts + slack
+        ("all", ["received"], "slack0"),
+        ("received", ["accepted", "declines"], "slack1"),
+        ("accepted", ["first_contact"], "slack2"),
+        ("first_contact", ["completed"], "slack3"),
+    ]
+    rows = []
+    for total, parts, slack in equalities:
+        row = [0.0] * len(names)
+        row[at[total]] = -1.0
+        for part in (*parts, slack):
+            row[at[part]] = 1.0
+        rows.append(row)
+    shown = {
+        "all": counts["referrals"]["all"],
+        "declines": counts["declines"]["all"],
+        **counts["funnel"],
+    }
+    bounds: list[tuple[float, float | None]] = [
+        (0, None)
+        if name.startswith("slack")
+        else (shown[name], shown[name])
+        if shown[name] is not None
+        else (1, None)
+        for name in names
+    ]
+    for name in (n for n in names if not n.startswith("slack") and shown[n] is None):
+        extremes = []
+        for sign in (1.0, -1.0):
+            objective = [0.0] * len(names)
+            objective[at[name]] = sign
+            result = linprog(objective, A_eq=rows, b_eq=[0.0] * len(rows), bounds=bounds)
+            extremes.append(None if result.status == 3 else sign * result.fun)
+        low, high = extremes
+        assert low is None or high is None or high - low >= 0.5, f"{name} is pinned"
