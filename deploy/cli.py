@@ -383,14 +383,16 @@ def dlq_replay(
         replay_many(reason, since, until, note=note, dry_run=dry_run, actor=_operator_actor())
         return
     assert dead_letter_id is not None
+    settings = ServiceSettings()
     engine = _engine()
     try:
         result = replay_dead_letter(
             engine,
-            ServiceSettings().kafka_bootstrap_servers,
+            settings.kafka_bootstrap_servers,
             dead_letter_id,
             actor=_operator_actor(),
             note=note,
+            sealer=settings.dead_letter_sealer(),
         )
     except ActionRefused as refused:
         raise RuntimeError(f"not replayed: {refused}") from None

@@ -36,6 +36,7 @@ def replay_many(
             window,
             actor=actor,
             note=note,
+            sealer=settings.dead_letter_sealer(),
             dry_run=dry_run,
         )
     except ActionRefused as refused:

@@ -68,6 +68,7 @@ def erase(
                 actor=f"cli:{getpass.getuser()}",
                 bsn=bsn,
                 pseudonym=pseudonym,
+                sealer=settings.dead_letter_sealer(),
             )
     finally:
         engine.dispose()

@@ -30,6 +30,7 @@ from adapters.clients import load_clients
 from adapters.database import make_engine, migrate, sqlalchemy_url
 from adapters.kafka_acls import acl_plan, apply_acls
 from adapters.kafka_security import KafkaCredentials
+from adapters.sealing import DEV_DEAD_LETTER_KEYS
 from deploy.devstack.kafka import KafkaNode
 from deploy.devstack.postgres import PostgresCluster
 from deploy.devstack.provision import create_topics
@@ -39,6 +40,9 @@ from deploy.devstack.stack import DEFAULT_CLIENTS, DEFAULT_DIRECTORY
 # call far faster than any one client system may; tests of either set their own.
 os.environ.setdefault("BRUG_ALLOW_STATIC_TOKENS", "true")
 os.environ.setdefault("BRUG_RATE_LIMIT", "100000/second")
+# Dead letters are kept sealed (adapters/sealing.py): the suite, the CLI it runs in-process
+# and the stacks it starts use the dev key.
+os.environ.setdefault("BRUG_DEAD_LETTER_KEYS", DEV_DEAD_LETTER_KEYS)
 
 
 def free_port() -> int:

@@ -11,8 +11,10 @@ What goes, per referral:
   GP's Communication still reads as one that was sent;
 - ``webhook_deliveries`` and ``outbox`` rows of the referral: deleted (nothing is sent);
 - ``dead_letters`` of the referral, and any whose original record names the patient's
-  BSN, the referral, its Task or its ServiceRequest identifier: the original record and
-  its headers are emptied; a parked one is discarded;
+  BSN, the referral, its Task or its ServiceRequest identifier (originals are sealed,
+  ``adapters/sealing.py``: each is opened here to be searched, so erasure needs the keys
+  and refuses, erasing nothing, if one does not open): the original record and its
+  headers are emptied; a parked one is discarded;
 - ``idempotency_keys`` whose stored answer names the referral or its Task: deleted.
 
 ``audit_log`` is never touched (insert only): an ``erased`` row records what was done.
@@ -52,6 +54,7 @@ from adapters.ledger.tables import (
     referrals,
     webhook_deliveries,
 )
+from adapters.sealing import Sealer, SealError
 
 # What replaces a free text: fixed, so nothing of the original can be recovered from it.
 ERASED_TEXT = "[removed by Brug: retention period over or erased on request]"
@@ -181,6 +184,7 @@ def erase_referrals(
     actor: str,
     bsn: str | None = None,
     pseudonym: str | None = None,
+    sealer: Sealer,
 ) -> Erased:
     """Erase the personal data of these referrals (one patient's) and of dead letters that
     name them or the BSN; audit one ``erased`` row per referral (or one for the patient
@@ -238,9 +242,9 @@ def erase_referrals(
         erased.outbox = connection.execute(
             delete(outbox).where(or_(*[_bytes_contain(n) for n in needles]))
         ).rowcount
-    letters: list[ColumnElement[bool]] = [
-        dead_letters.c.original_value.contains(n, autoescape=True) for n in needles
-    ]
+    letters: list[ColumnElement[bool]] = []
+    if naming := _letters_naming(connection, needles, sealer):
+        letters.append(dead_letters.c.dead_letter_id.in_(naming))
     if ids:
         letters.append(dead_letters.c.referral_id.in_(ids))
     if letters:
@@ -269,6 +273,32 @@ def erase_referrals(
             ),
         )
     return erased
+
+
+def _letters_naming(connection: Connection, needles: list[str], sealer: Sealer) -> list[str]:
+    """Dead letters whose (opened) original names one of ``needles``: opened in Python,
+    since they are sealed at rest (dead letters are few). One that does not open stops
+    the erasure (``SealError``): it might name the patient."""
+    if not needles:
+        return []
+    rows = connection.execute(
+        select(dead_letters.c.dead_letter_id, dead_letters.c.original_value)
+        .where(dead_letters.c.erased_at.is_(None))
+        .where(dead_letters.c.original_value != "")
+        .with_for_update()
+    ).all()
+    found = []
+    for row in rows:
+        try:
+            original = sealer.open(row.original_value, bound_to=row.dead_letter_id)
+        except SealError as error:
+            raise SealError(
+                f"dead letter {row.dead_letter_id}'s original does not open ({error}): "
+                "nothing was erased"
+            ) from None
+        if any(needle in original for needle in needles):
+            found.append(row.dead_letter_id)
+    return found
 
 
 def _bytes_contain(needle: str) -> ColumnElement[bool]:

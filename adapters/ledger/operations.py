@@ -13,6 +13,7 @@ from sqlalchemy import Connection, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from adapters.ledger.tables import dead_letters, operator_sessions, referrals, webhook_deliveries
+from adapters.sealing import Sealer
 from contracts.codes import ReferralStatus
 from contracts.events.deadletter import DeadLetter
 from domain.status_machine import ENDED_TASK_STATUSES
@@ -38,7 +39,8 @@ class DeadLetterRow:
     resolved_at: datetime | None
     resolved_by: str | None
     note: str | None
-    # Personal data may be in here: only an audited reveal or a replay reads it.
+    # Personal data may be in here, sealed (adapters/sealing.py; unsealed if stored before
+    # sealing): only an audited reveal or a replay opens it (``original_of``).
     original_value: str
     erased_at: datetime | None = None  # retention or an erasure emptied original_value
     claimed_by: str | None = None  # a replay's claim (state replaying), before it publishes
@@ -96,14 +98,20 @@ def referral_id_of(letter: DeadLetter) -> uuid.UUID | None:
     return None
 
 
+def original_of(letter: DeadLetterRow, sealer: Sealer) -> str:
+    """The letter's original record, opened (``SealError`` if it cannot be)."""
+    return sealer.open(letter.original_value, bound_to=letter.dead_letter_id)
+
+
 class Operations:
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
 
     # Dead letters -----------------------------------------------------------------------
 
-    def record_dead_letter(self, dead_letter_id: str, letter: DeadLetter) -> bool:
-        """Keep a dead letter (once per id, so a redelivered record is harmless)."""
+    def record_dead_letter(self, dead_letter_id: str, letter: DeadLetter, sealer: Sealer) -> bool:
+        """Keep a dead letter (once per id, so a redelivered record is harmless), its
+        original record sealed and bound to its id."""
         inserted = self.connection.execute(
             pg_insert(dead_letters)
             .values(
@@ -116,7 +124,7 @@ class Operations:
                 original_partition=letter.original_partition,
                 original_offset=letter.original_offset,
                 original_key=letter.original_key,
-                original_value=letter.original_value,
+                original_value=sealer.seal(letter.original_value, bound_to=dead_letter_id),
                 original_headers=letter.original_headers,
                 attempts=letter.attempts,
                 failed_at=letter.failed_at,

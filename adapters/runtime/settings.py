@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from adapters.kafka_security import KafkaCredentials
 from adapters.pseudonyms import DEV_PSEUDONYM_KEY
+from adapters.sealing import Sealer
 
 DEPLOY_DIR = Path(__file__).resolve().parents[2] / "deploy"
 
@@ -82,6 +83,16 @@ class ServiceSettings(BaseSettings):
         description="HMAC key of the BSN pseudonym in the audit trail (adapters/pseudonyms.py); "
         "the default is for development only.",
     )
+    dead_letter_keys: SecretStr | None = Field(
+        default=None,
+        description="AES-GCM keys that seal dead letters' originals at rest, kid:<base64 of 32 "
+        "bytes>, comma-separated, newest first: the first seals, all open (rotation; "
+        "adapters/sealing.py). Required by the console; the dev stack sets a dev key.",
+    )
+
+    def dead_letter_sealer(self) -> Sealer:
+        keys = self.dead_letter_keys
+        return Sealer.parse(None if keys is None else keys.get_secret_value())
 
     def topic_retention(self) -> dict[str, timedelta]:
         """These settings as ``contracts.topics.all_topics``' retention keywords."""

@@ -27,6 +27,7 @@ from adapters.kafka_acls import service_principal
 from adapters.kafka_admin import broker_health
 from adapters.kafka_security import KafkaCredentials
 from adapters.runtime.service import READY_LOG_LINE
+from adapters.sealing import DEV_DEAD_LETTER_KEYS
 from deploy.devstack.kafka import KafkaCluster, KafkaNode, dev_principal
 from deploy.devstack.paths import DEPLOY_DIR, REPO_ROOT
 from deploy.devstack.postgres import PostgresCluster
@@ -55,6 +56,8 @@ SERVICES: tuple[str, ...] = (
 DEV_WEBHOOK_SECRETS = {
     "BRUG_WEBHOOK_SECRET_XTRA_ZOETERMEER": "whsec_YnJ1Zy1kZXYtd2ViaG9vay1rZXkteHRyYS16b2V0ZXJtZWVy"
 }
+# The key that seals dead letters' originals in the ledger (dev only: it is public).
+DEV_DEAD_LETTER_KEY = {"BRUG_DEAD_LETTER_KEYS": DEV_DEAD_LETTER_KEYS}
 # Reference case systems (deploy/simulator) the dev stack runs beside the services.
 SIMULATED_ORGANISATIONS: tuple[str, ...] = ("dynamo-amsterdam", "welzijn-lelystad")
 DEV_TOKENS = DEPLOY_DIR / "clients" / "dev-tokens.txt"
@@ -418,6 +421,7 @@ class DevStack:
         credentials = self.credentials_of(self.principal_of(name))
         return {
             **DEV_WEBHOOK_SECRETS,
+            **DEV_DEAD_LETTER_KEY,
             **os.environ,
             **(credentials.environment() if credentials.authenticates else {}),
             "BRUG_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,

@@ -11,6 +11,10 @@ replay claims the letter (``replaying``, ``domain/dead_letters.py``) and commits
 before publishing. Kafka refusing the record puts the letter back to ``parked`` with the
 error (open again, to be replayed later); no acknowledgement leaves it ``replaying`` with
 the error (it may be on the topic: an operator decides once the claim is stale).
+
+A letter's original is sealed in the ledger (``adapters/sealing.py``): the replay opens it
+with the ``Sealer`` it is given; one that does not open (its key dropped, or altered) is
+refused and left as it was.
 """
 
 from __future__ import annotations
@@ -25,8 +29,9 @@ from sqlalchemy import Connection, Engine
 
 from adapters.kafka_admin import NotSent, Republisher, SentUnconfirmed
 from adapters.ledger.dead_letter_claims import Claim, DeadLetterClaims
-from adapters.ledger.operations import DeadLetterRow, Operations, ParkedDelivery
+from adapters.ledger.operations import DeadLetterRow, Operations, ParkedDelivery, original_of
 from adapters.ledger.repository import Ledger, ReferralRow
+from adapters.sealing import Sealer, SealError
 from domain.dead_letters import REPLAYING, ReplayWindow, may_act_on, why_not
 from domain.status_machine import has_ended, was_withdrawn
 
@@ -99,10 +104,16 @@ def replay_refusal(referral: ReferralRow | None, details_kept: bool) -> str | No
 
 
 def replay_dead_letter(
-    engine: Engine, bootstrap_servers: str, dead_letter_id: str, *, actor: str, note: str
+    engine: Engine,
+    bootstrap_servers: str,
+    dead_letter_id: str,
+    *,
+    actor: str,
+    note: str,
+    sealer: Sealer,
 ) -> ActionResult:
     with Republisher(bootstrap_servers) as publisher:
-        done = _replay_one(engine, publisher, dead_letter_id, actor=actor, note=note)
+        done = _replay_one(engine, publisher, sealer, dead_letter_id, actor=actor, note=note)
     if done.outcome is not Outcome.REPLAYED:
         raise ActionRefused(done.message)
     return ActionResult(done.message, done.referral_id)
@@ -115,6 +126,7 @@ def replay_dead_letters(
     *,
     actor: str,
     note: str,
+    sealer: Sealer,
     dry_run: bool = False,
     timeout_seconds: float = 10.0,
 ) -> BulkReplay:
@@ -127,7 +139,8 @@ def replay_dead_letters(
         chosen = DeadLetterClaims(connection).in_window(window, BULK_LIMIT + 1)
         more, chosen = len(chosen) > BULK_LIMIT, chosen[:BULK_LIMIT]
         if dry_run:
-            return BulkReplay(window, True, [_dry(connection, letter) for letter in chosen], more)
+            dry = [_dry(connection, letter, sealer) for letter in chosen]
+            return BulkReplay(window, True, dry, more)
     publisher = Republisher(bootstrap_servers, timeout_seconds=timeout_seconds)
     if chosen:
         try:
@@ -141,6 +154,7 @@ def replay_dead_letters(
             _replay_one(
                 engine,
                 publisher,
+                sealer,
                 letter.dead_letter_id,
                 actor=actor,
                 note=note,
@@ -154,6 +168,7 @@ def replay_dead_letters(
 def _replay_one(
     engine: Engine,
     publisher: Republisher,
+    sealer: Sealer,
     dead_letter_id: str,
     *,
     actor: str,
@@ -163,13 +178,13 @@ def _replay_one(
     """Claim (committed), publish, settle: a letter is published only by the replay whose
     claim committed, and once. A crash after the claim leaves it ``replaying``."""
     with engine.begin() as connection:
-        letter, claim = _claim(connection, dead_letter_id, actor, note, datetime.now(UTC))
+        letter, claim = _claim(connection, sealer, dead_letter_id, actor, note, datetime.now(UTC))
     if isinstance(claim, LetterOutcome):
         return claim
     try:
         publisher.send(
             letter.original_topic,
-            letter.original_value.encode(),
+            original_of(letter, sealer).encode(),  # it opened in _refusal
             letter.original_key.encode() if letter.original_key is not None else None,
             [*_headers(letter), (REPLAY_HEADER, dead_letter_id.encode())],
         )
@@ -202,7 +217,12 @@ def _replay_one(
 
 
 def _claim(
-    connection: Connection, dead_letter_id: str, actor: str, note: str, now: datetime
+    connection: Connection,
+    sealer: Sealer,
+    dead_letter_id: str,
+    actor: str,
+    note: str,
+    now: datetime,
 ) -> tuple[DeadLetterRow, Claim | LetterOutcome]:
     """Lock and check the letter, then claim it; or finish it here: taken, refused, or a
     webhook's delivery requeued (nothing to publish)."""
@@ -215,7 +235,7 @@ def _claim(
         return found, _outcome(found, Outcome.TAKEN, "another operator is acting on it now")
     if not may_act_on(letter.state, letter.claimed_at, now):
         return letter, _outcome(letter, Outcome.TAKEN, _why_not(letter, now))
-    refusal = _refusal(connection, letter)
+    refusal = _refusal(connection, letter, sealer)
     if refusal is not None:
         return letter, _outcome(letter, Outcome.REFUSED, refusal)
     if letter.reason == "undeliverable":
@@ -225,8 +245,8 @@ def _claim(
     return letter, claims.claim(dead_letter_id, by=actor, at=now)
 
 
-def _dry(connection: Connection, letter: DeadLetterRow) -> LetterOutcome:
-    refusal = _refusal(connection, letter)
+def _dry(connection: Connection, letter: DeadLetterRow, sealer: Sealer) -> LetterOutcome:
+    refusal = _refusal(connection, letter, sealer)
     if refusal is not None:
         return _outcome(letter, Outcome.REFUSED, refusal)
     if letter.reason == "undeliverable":
@@ -234,12 +254,19 @@ def _dry(connection: Connection, letter: DeadLetterRow) -> LetterOutcome:
     return _outcome(letter, Outcome.WOULD_REPLAY, f"would be replayed to {letter.original_topic}")
 
 
-def _refusal(connection: Connection, letter: DeadLetterRow) -> str | None:
-    """Why this letter must not be replayed (its referral, or nothing left to send)."""
+def _refusal(connection: Connection, letter: DeadLetterRow, sealer: Sealer) -> str | None:
+    """Why this letter must not be replayed (its referral, nothing left to send, or its
+    sealed original does not open)."""
     if letter.erased_at is not None:
         return "its original record was erased (retention or erasure): nothing to replay"
-    if letter.reason == "undeliverable" and not _parked_deliveries(connection, letter):
-        return "its webhook delivery is no longer parked"
+    if letter.reason == "undeliverable":
+        if not _parked_deliveries(connection, letter):
+            return "its webhook delivery is no longer parked"
+    else:
+        try:
+            original_of(letter, sealer)
+        except SealError as error:
+            return f"its original record does not open ({error}); left as it was"
     if letter.referral_id is None:
         return None
     ledger = Ledger(connection)

@@ -59,7 +59,7 @@ def create_app(
     configure_logging(SERVICE, settings.log_level, settings.log_format)
     console = build_console(settings, clock)
     broker = make_broker(settings, service=SERVICE)
-    broker.include_router(dead_letter_router(console.engine))
+    broker.include_router(dead_letter_router(console.engine, console.sealer))
     app = FastAPI(title="Brug operator console", version=brug_version(), lifespan=_lifespan)
     app.state.console = console
     app.state.broker = broker
@@ -80,7 +80,10 @@ def create_app(
 
 def build_console(settings: ConsoleSettings, clock: Callable[[], datetime] = utc_now) -> Console:
     """The pages' shared dependencies: the operators file is read now, so a bad one fails
-    the start (and again whenever it changes); the engines connect lazily."""
+    the start (and again whenever it changes), and so does a missing dead-letter key
+    (``BRUG_DEAD_LETTER_KEYS``); the engines connect lazily."""
+    sealer = settings.dead_letter_sealer()
+    sealer.require()
     engine = make_async_engine(settings.database_url)
     operators = WatchedOperators(settings.operators_path)
     templates = Jinja2Templates(directory=HERE / "templates")
@@ -108,6 +111,7 @@ def build_console(settings: ConsoleSettings, clock: Callable[[], datetime] = utc
         ),
         flows_cache=FlowsCache(settings.flows_cache_seconds),
         templates=templates,
+        sealer=sealer,
     )
 
 

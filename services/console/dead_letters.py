@@ -1,5 +1,6 @@
 """The console's Kafka side: every dead letter on ``brug.deadletter.v1`` is kept in the
-ledger, once, where operators inspect, replay or discard it."""
+ledger, once, its original record sealed (``adapters/sealing.py``), where operators
+inspect, replay or discard it."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.ledger.operations import Operations
 from adapters.runtime.kafka import NEW_GROUP_STARTS_AT, consumer_group
+from adapters.sealing import Sealer
 from contracts import topics
 from contracts.cloudevents import CloudEvent
 from contracts.events.deadletter import DeadLetter
@@ -17,7 +19,7 @@ from services.console import SERVICE
 log = structlog.get_logger(f"brug.{SERVICE}")
 
 
-def dead_letter_router(engine: AsyncEngine) -> KafkaRouter:
+def dead_letter_router(engine: AsyncEngine, sealer: Sealer) -> KafkaRouter:
     router = KafkaRouter()
 
     @router.subscriber(
@@ -26,7 +28,7 @@ def dead_letter_router(engine: AsyncEngine) -> KafkaRouter:
     async def keep_dead_letter(event: CloudEvent[DeadLetter]) -> None:
         async with engine.begin() as connection:
             new = await connection.run_sync(
-                lambda c: Operations(c).record_dead_letter(event.id, event.data)
+                lambda c: Operations(c).record_dead_letter(event.id, event.data, sealer)
             )
         if new:  # a redelivered dead letter is already parked: one warning, not two
             log.warning(

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.ledger.repository import Ledger
 from adapters.operators import WatchedOperators
+from adapters.sealing import Sealer
 from services.console.auth import Forbidden, Sessions, SignedIn, check_csrf
 from services.console.flows import Flows, FlowsCache, ledger_counts
 from services.console.settings import ConsoleSettings
@@ -38,6 +39,7 @@ class Console:
     login_throttle: LoginThrottle
     flows_cache: FlowsCache
     templates: Jinja2Templates
+    sealer: Sealer  # dead letters' originals (BRUG_DEAD_LETTER_KEYS)
 
     def page(
         self,

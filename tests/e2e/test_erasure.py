@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 from adapters.database import make_engine, sqlalchemy_url
 from adapters.ledger.tables import audit_log, dead_letters
 from adapters.pseudonyms import DEV_PSEUDONYM_KEY, bsn_pseudonym
+from adapters.sealing import DEV_DEAD_LETTER_KEYS, Sealer, is_sealed
 from contracts import topics
 from deploy.cli import app
 from deploy.devstack.postgres import postgres_bin_dir
@@ -135,18 +136,23 @@ def test_erasure_leaves_no_marker_in_the_database_logs_or_spans(
         )
         eventually(lambda: webhook_receiver.attempts_for(by_webhook), "the webhook was sent")
 
+        sealer = Sealer.parse(DEV_DEAD_LETTER_KEYS)  # the stack's (deploy/devstack/stack.py)
+
         def parked() -> bool:
             with engine.connect() as connection:
-                found = connection.execute(
-                    select(dead_letters.c.dead_letter_id).where(
-                        dead_letters.c.original_value.contains(PARKED)
-                    )
-                ).first()
-            return found is not None
+                letters = connection.execute(
+                    select(dead_letters.c.dead_letter_id, dead_letters.c.original_value)
+                ).all()
+            return any(  # sealed at rest: it is found by opening it
+                is_sealed(value) and PARKED in sealer.open(value, bound_to=letter_id)
+                for letter_id, value in letters
+            )
 
-        eventually(parked, "the broken record was parked in the ledger")
+        eventually(parked, "the broken record was parked in the ledger, sealed")
         before = _pg_dump(database_url)
-        assert all(marker in before for marker in (FAMILY, SUMMARY, SIGNAL, PARKED, BSN))
+        assert all(marker in before for marker in (FAMILY, SUMMARY, SIGNAL))
+        # The dead letter's original (the coach's text and the BSN) is sealed at rest.
+        assert PARKED not in before and BSN not in before
 
         erased = CliRunner().invoke(
             app, ["erase", "--bsn", BSN, "--yes", "--database-url", database_url]

@@ -25,6 +25,7 @@ from adapters.kafka_admin import TopicSpec, ensure_topics
 from adapters.kafka_security import KafkaCredentials
 from adapters.ledger.operations import DeadLetterRow, Operations
 from adapters.ledger.tables import audit_log, dead_letters
+from adapters.sealing import DEV_DEAD_LETTER_KEYS, Sealer, is_sealed
 from contracts.events.deadletter import DeadLetter
 from domain.dead_letters import REPLAYING, replay_window
 from services.console.actions import (
@@ -41,6 +42,7 @@ from tests.helpers import wait_for_record
 pytestmark = pytest.mark.integration
 
 ACTOR = "cli:olga"
+SEALER = Sealer.parse(DEV_DEAD_LETTER_KEYS)
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +98,7 @@ def _park(
         failed_at=failed_at,
     )
     with engine.begin() as connection:
-        assert Operations(connection).record_dead_letter(letter_id, letter)
+        assert Operations(connection).record_dead_letter(letter_id, letter, SEALER)
     return letter_id
 
 
@@ -169,15 +171,19 @@ def test_reason_and_window_choose_the_letters_a_dry_run_changes_nothing_a_rerun_
     window = replay_window("unroutable", since, until, datetime.now(UTC))
 
     states, audits = _states(engine), _audit_count(engine)
-    dry = replay_dead_letters(engine, kafka_bootstrap, window, actor=ACTOR, note="", dry_run=True)
+    dry = replay_dead_letters(
+        engine, kafka_bootstrap, window, sealer=SEALER, actor=ACTOR, note="", dry_run=True
+    )
     assert _ids(dry, Outcome.WOULD_REPLAY) == set(chosen)
     assert _ids(dry, Outcome.REFUSED) == {unknown_referral}
     assert _states(engine) == states and _audit_count(engine) == audits, "nothing changed"
     assert dry.summary().startswith("dry run, nothing changed: 4 parked")
 
     with pytest.raises(ActionRefused, match="note is required"):
-        replay_dead_letters(engine, kafka_bootstrap, window, actor=ACTOR, note=" ")
-    done = replay_dead_letters(engine, kafka_bootstrap, window, actor=ACTOR, note="directory fixed")
+        replay_dead_letters(engine, kafka_bootstrap, window, sealer=SEALER, actor=ACTOR, note=" ")
+    done = replay_dead_letters(
+        engine, kafka_bootstrap, window, sealer=SEALER, actor=ACTOR, note="directory fixed"
+    )
     assert _ids(done, Outcome.REPLAYED) == set(chosen)
     taken = [letter.dead_letter_id for letter in done.letters]
     assert [letter_id for letter_id in taken if letter_id != unknown_referral] == chosen
@@ -197,7 +203,12 @@ def test_reason_and_window_choose_the_letters_a_dry_run_changes_nothing_a_rerun_
     assert _letter(engine, discarded).state == "discarded"
 
     again = replay_dead_letters(
-        engine, kafka_bootstrap, window, actor="cli:pim", note="once more, to be sure"
+        engine,
+        kafka_bootstrap,
+        window,
+        sealer=SEALER,
+        actor="cli:pim",
+        note="once more, to be sure",
     )
     assert _ids(again, Outcome.REPLAYED) == set()
     assert [letter.dead_letter_id for letter in again.letters] == [unknown_referral]
@@ -223,7 +234,7 @@ def test_two_runs_at_once_replay_each_letter_exactly_once(
     def run(operator: str) -> None:
         start.wait()
         results[operator] = replay_dead_letters(
-            engine, kafka_bootstrap, window, actor=operator, note="both at once"
+            engine, kafka_bootstrap, window, sealer=SEALER, actor=operator, note="both at once"
         )
 
     runs = [threading.Thread(target=run, args=(f"cli:{name}",)) for name in ("olga", "pim")]
@@ -249,7 +260,13 @@ def test_a_record_kafka_refuses_leaves_its_letter_parked_again_with_the_error(
     window = replay_window("unroutable", hour, hour + timedelta(minutes=1), datetime.now(UTC))
 
     done = replay_dead_letters(
-        engine, kafka_bootstrap, window, actor=ACTOR, note="topic back", timeout_seconds=1.0
+        engine,
+        kafka_bootstrap,
+        window,
+        sealer=SEALER,
+        actor=ACTOR,
+        note="topic back",
+        timeout_seconds=1.0,
     )
 
     assert [letter.outcome for letter in done.letters] == [Outcome.NOT_SENT]
@@ -279,24 +296,29 @@ def test_a_claim_without_an_outcome_is_taken_up_only_when_stale_and_only_by_its_
             )
     window = replay_window("unroutable", hour, hour + timedelta(minutes=1), now)
     assert (
-        replay_dead_letters(engine, kafka_bootstrap, window, actor=ACTOR, note="x").letters == []
+        replay_dead_letters(
+            engine, kafka_bootstrap, window, sealer=SEALER, actor=ACTOR, note="x"
+        ).letters
+        == []
     ), "a bulk replay never takes up a claim"
 
     with pytest.raises(ActionRefused, match="being replayed by cli:gone"):
-        replay_dead_letter(engine, kafka_bootstrap, fresh, actor=ACTOR, note="")
-    result = replay_dead_letter(engine, kafka_bootstrap, stale, actor=ACTOR, note="checked")
+        replay_dead_letter(engine, kafka_bootstrap, fresh, sealer=SEALER, actor=ACTOR, note="")
+    result = replay_dead_letter(
+        engine, kafka_bootstrap, stale, sealer=SEALER, actor=ACTOR, note="checked"
+    )
     assert result.message == f"replayed to {topic}"
     assert _letter(engine, stale).state == "replayed"
     assert _arrived(kafka_bootstrap, topic, [fresh, stale]) == {stale: 1}
     with pytest.raises(ActionRefused, match="already replayed by cli:olga"):
-        replay_dead_letter(engine, kafka_bootstrap, stale, actor="cli:pim", note="")
+        replay_dead_letter(engine, kafka_bootstrap, stale, sealer=SEALER, actor="cli:pim", note="")
 
 
 def test_a_replayed_record_carries_its_original_headers_and_the_replay_header(
     engine: Engine, kafka_bootstrap: str, topic: str, hour: datetime
 ) -> None:
     letter_id = _park(engine, topic, hour)
-    replay_dead_letter(engine, kafka_bootstrap, letter_id, actor=ACTOR, note="")
+    replay_dead_letter(engine, kafka_bootstrap, letter_id, sealer=SEALER, actor=ACTOR, note="")
     record = wait_for_record(
         kafka_bootstrap, topic, lambda r: r.key == f"letter-{letter_id}".encode(), timeout=15
     )
@@ -305,3 +327,50 @@ def test_a_replayed_record_carries_its_original_headers_and_the_replay_header(
         REPLAY_HEADER: letter_id.encode(),
     }
     assert json.loads(record.value) == {"letter": letter_id}
+
+
+def test_the_original_is_sealed_at_rest_and_replays_as_it_was_received(
+    engine: Engine, kafka_bootstrap: str, topic: str, hour: datetime
+) -> None:
+    letter_id = _park(engine, topic, hour)
+    stored = _letter(engine, letter_id).original_value
+    assert is_sealed(stored) and letter_id not in stored, "no plain original in the ledger"
+    replay_dead_letter(engine, kafka_bootstrap, letter_id, sealer=SEALER, actor=ACTOR, note="")
+    record = wait_for_record(
+        kafka_bootstrap, topic, lambda r: r.key == f"letter-{letter_id}".encode(), timeout=15
+    )
+    assert json.loads(record.value) == {"letter": letter_id}
+
+
+def test_a_letter_stored_before_sealing_or_under_a_rotated_key_still_replays(
+    engine: Engine, kafka_bootstrap: str, topic: str, hour: datetime
+) -> None:
+    legacy = _park(engine, topic, hour)
+    with engine.begin() as connection:  # as rows written before sealing are: plain text
+        connection.execute(
+            update(dead_letters)
+            .where(dead_letters.c.dead_letter_id == legacy)
+            .values(original_value=json.dumps({"letter": legacy}))
+        )
+    sealed_before = _park(engine, topic, hour + timedelta(minutes=1))
+    newer = "kid2:" + "a2V5LTItbmV3ZXItdGhhbi10aGUtZGV2LWtleS0zMmI="
+    rotated = Sealer.parse(f"{newer},{DEV_DEAD_LETTER_KEYS}")
+    for letter_id in (legacy, sealed_before):
+        result = replay_dead_letter(
+            engine, kafka_bootstrap, letter_id, sealer=rotated, actor=ACTOR, note=""
+        )
+        assert result.message == f"replayed to {topic}"
+    assert _arrived(kafka_bootstrap, topic, [legacy, sealed_before]) == {
+        legacy: 1,
+        sealed_before: 1,
+    }
+
+
+def test_a_letter_whose_key_is_gone_is_refused_and_stays_parked(
+    engine: Engine, kafka_bootstrap: str, topic: str, hour: datetime
+) -> None:
+    letter_id = _park(engine, topic, hour)
+    other = Sealer.parse("kid9:" + "b3RoZXIta2V5LW5vdC10aGUtb25lLWl0LXVzZWQtMzI=")
+    with pytest.raises(ActionRefused, match="does not hold"):
+        replay_dead_letter(engine, kafka_bootstrap, letter_id, sealer=other, actor=ACTOR, note="")
+    assert _letter(engine, letter_id).state == "parked"

@@ -16,11 +16,14 @@ from adapters.ledger.operations import Operations
 from adapters.ledger.repository import Ledger
 from adapters.ledger.timeline import referral_timeline
 from adapters.ledger.webhooks import WebhookQueue
+from adapters.sealing import DEV_DEAD_LETTER_KEYS, Sealer
 from contracts.codes import ReferralStatus
 from contracts.events.deadletter import DeadLetter
 from services.console.actions import ActionRefused, discard_dead_letter, requeue_delivery
 from tests.conftest import database_of_its_own
 from tests.integration.test_ledger import _intake
+
+SEALER = Sealer.parse(DEV_DEAD_LETTER_KEYS)
 
 pytestmark = pytest.mark.integration
 
@@ -57,8 +60,8 @@ def test_a_dead_letter_is_kept_once_and_discarded_only_with_a_note(engine: Engin
     referral_id, letter_id = uuid.uuid4(), str(uuid.uuid4())
     with engine.begin() as connection:
         operations = Operations(connection)
-        assert operations.record_dead_letter(letter_id, _dead_letter(referral_id))
-        assert not operations.record_dead_letter(letter_id, _dead_letter(referral_id))
+        assert operations.record_dead_letter(letter_id, _dead_letter(referral_id), SEALER)
+        assert not operations.record_dead_letter(letter_id, _dead_letter(referral_id), SEALER)
         parked = operations.dead_letters("parked", referral_id=referral_id)
         assert [letter.dead_letter_id for letter in parked] == [letter_id]
 

@@ -30,6 +30,7 @@ from adapters.ledger.tables import (
     webhook_deliveries,
 )
 from adapters.pseudonyms import DEV_PSEUDONYM_KEY, bsn_pseudonym
+from adapters.sealing import DEV_DEAD_LETTER_KEYS, Sealer
 from deploy.cli import app
 from tests.conftest import database_of_its_own
 
@@ -37,6 +38,7 @@ pytestmark = pytest.mark.integration
 
 BSN = "999911120"  # passes the elfproef; a test number
 OTHER_BSN = "999912136"
+SEALER = Sealer.parse(DEV_DEAD_LETTER_KEYS)  # what the suite's BRUG_DEAD_LETTER_KEYS holds
 
 
 @pytest.fixture(scope="module")
@@ -147,9 +149,15 @@ def seed(
             (None, {"identifier": service_request, "bsn": bsn, "diagnosis": marker}),
             (None, {"resourceType": "Bundle", "bsn": bsn, "diagnosis": bsn_only}),
         ):
+            # The two found only by what their original names are sealed, as the console
+            # keeps them; the referral's is plain text, as one stored before sealing.
+            letter_id = str(uuid.uuid4())
+            original = json.dumps(value)
+            if letter_referral is None:
+                original = SEALER.seal(original, bound_to=letter_id)
             connection.execute(
                 insert(dead_letters).values(
-                    dead_letter_id=str(uuid.uuid4()),
+                    dead_letter_id=letter_id,
                     referral_id=letter_referral,
                     reason="invalid-payload",
                     detail="test",
@@ -157,7 +165,7 @@ def seed(
                     original_topic="brug.gp.referrals.his-amsterdam-centrum.v1",
                     original_partition=0,
                     original_offset=0,
-                    original_value=json.dumps(value),
+                    original_value=original,
                     original_headers={"x-marker": value.get("summary") or value["diagnosis"]},
                     attempts=1,
                     failed_at=at,
@@ -193,7 +201,15 @@ def test_erase_by_bsn_leaves_no_marker_but_keeps_the_task_and_audits(
     other = seed(engine, OTHER_BSN)
     with engine.connect() as connection:
         before = everything_but_the_audit_log(connection)
-    assert first.marker in before and BSN in before
+    assert first.marker in before
+    assert BSN not in before, "the BSN is only in dead letters' originals, sealed at rest"
+    with engine.connect() as connection:
+        sealed = connection.execute(
+            select(dead_letters.c.original_value)
+            .where(dead_letters.c.referral_id.is_(None))
+            .where(dead_letters.c.original_value.like("sealed:%"))
+        ).scalars()
+        assert not [value for value in sealed if BSN in value or first.bsn_only_marker in value]
 
     code, output = cli(url, "erase", "--bsn", BSN, "--yes")
 
@@ -237,6 +253,45 @@ def test_erase_by_referral_touches_that_referral_only(engine: Engine, url: str) 
     assert two.marker in after
     # Nothing ties a Bundle that failed before intake to the referral: that takes --bsn.
     assert one.bsn_only_marker in after
+
+
+def test_erase_refuses_when_a_dead_letter_does_not_open_and_erases_nothing(
+    engine: Engine, url: str
+) -> None:
+    patient = f"99992{uuid.uuid4().int % 10_000:04d}"
+    seeded = seed(engine, patient)
+    foreign = Sealer.parse("kid9:" + "b3RoZXIta2V5LW5vdC10aGUtb25lLWl0LXVzZWQtMzI=")
+    letter_id = str(uuid.uuid4())
+    with engine.begin() as connection:
+        connection.execute(
+            insert(dead_letters).values(
+                dead_letter_id=letter_id,
+                reason="invalid-payload",
+                detail="sealed under a key that is gone",
+                service="fhir_gateway",
+                original_topic="brug.gp.referrals.his-amsterdam-centrum.v1",
+                original_partition=0,
+                original_offset=0,
+                original_value=foreign.seal("{}", bound_to=letter_id),
+                original_headers={},
+                attempts=1,
+                failed_at=datetime.now(UTC),
+                state="parked",
+            )
+        )
+    try:
+        result = CliRunner().invoke(
+            app, ["erase", "--bsn", patient, "--yes", "--database-url", url]
+        )
+        assert result.exit_code != 0
+        assert "does not open" in str(result.exception) + result.output
+        with engine.connect() as connection:
+            assert seeded.marker in everything_but_the_audit_log(connection), "nothing erased"
+    finally:
+        with engine.begin() as connection:
+            connection.execute(
+                dead_letters.delete().where(dead_letters.c.dead_letter_id == letter_id)
+            )
 
 
 @pytest.mark.parametrize(

@@ -180,6 +180,17 @@ def test_secrets_are_referenced_never_embedded(rendered: Objects) -> None:
                     )
 
 
+def test_the_console_seals_dead_letters_with_keys_from_a_secret(rendered: Objects) -> None:
+    deployments = _of(rendered, "Deployment")
+    for name, deployment in deployments.items():
+        env = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+        if name == "brug-console":
+            reference = env["BRUG_DEAD_LETTER_KEYS"]["valueFrom"]["secretKeyRef"]
+            assert reference == {"name": "brug-dead-letter-keys", "key": "keys"}
+        else:
+            assert "BRUG_DEAD_LETTER_KEYS" not in env, name
+
+
 def test_the_alerts_are_those_of_deploy_prometheus(rendered: Objects) -> None:
     rule = _of(rendered, "PrometheusRule")["brug"]
     alerts = yaml.safe_load((DEPLOY_DIR / "prometheus" / "alerts.yml").read_text())

@@ -17,7 +17,8 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import Connection
 
-from adapters.ledger.operations import Operations
+from adapters.ledger.operations import Operations, original_of
+from adapters.sealing import SealError
 from domain.dead_letters import REASONS, REPLAYING, WindowRefused, replay_window
 from services.console import SERVICE, actions
 from services.console.auth import Forbidden, check_csrf
@@ -86,7 +87,11 @@ async def reveal_dead_letter(
         letter = await connection.run_sync(read)
     if letter is None:
         raise Forbidden("No such dead letter.")
-    return console.page(request, "dead_letter.html", me, letter=letter, value=letter.original_value)
+    try:
+        value = original_of(letter, console.sealer)
+    except SealError as error:
+        value = f"(the sealed original does not open: {error})"
+    return console.page(request, "dead_letter.html", me, letter=letter, value=value)
 
 
 @router.post("/dead-letters/bulk-replay")
@@ -121,6 +126,7 @@ async def bulk_replay(
             window,
             actor=me.actor,
             note=note,
+            sealer=console.sealer,
             dry_run=bool(dry_run),
         )
     except actions.ActionRefused as refused:
@@ -174,7 +180,12 @@ async def act_on_delivery(
 def _dead_letter_actions(console: Console) -> dict[str, Action]:
     bootstrap_servers = console.settings.kafka_bootstrap_servers
     return {
-        "replay": partial(actions.replay_dead_letter, console.sync_engine, bootstrap_servers),
+        "replay": partial(
+            actions.replay_dead_letter,
+            console.sync_engine,
+            bootstrap_servers,
+            sealer=console.sealer,
+        ),
         "discard": partial(actions.discard_dead_letter, console.sync_engine),
     }
 

@@ -32,6 +32,7 @@ from sqlalchemy import Engine, delete, func, select
 from adapters.ledger.operations import Operations
 from adapters.ledger.tables import audit_log, login_failures, operator_sessions
 from adapters.runtime.settings import DEPLOY_DIR
+from adapters.sealing import DEV_DEAD_LETTER_KEYS, Sealer, SealError, is_sealed
 from contracts.events.deadletter import DeadLetter
 from services.console.app import create_app
 from services.console.auth import SESSION_COOKIE
@@ -198,6 +199,48 @@ def test_only_a_privacy_officer_may_reveal(console: TestClient, ledger_engine: E
     assert revealed.status_code == 200
     assert "this reveal is in the audit log" in revealed.text
     assert _reveals(ledger_engine, referral_id) == ["operator:pim"]
+
+
+def test_a_dead_letter_is_sealed_at_rest_and_the_privacy_officer_reveals_it_opened(
+    console: TestClient, ledger_engine: Engine
+) -> None:
+    letter_id, marker = str(uuid.uuid4()), f"Angststoornis-{uuid.uuid4().hex[:8]}"
+    letter = DeadLetter(
+        reason="gave-up",
+        detail="the handler kept failing",
+        service="feedback",
+        original_topic="brug.social.status.dynamo-amsterdam.v1",
+        original_partition=0,
+        original_offset=8,
+        original_key="not-a-referral",
+        original_value=json.dumps({"diagnosis": marker}),
+        attempts=5,
+        failed_at=datetime.now(UTC),
+    )
+    with ledger_engine.begin() as connection:
+        Operations(connection).record_dead_letter(
+            letter_id, letter, Sealer.parse(DEV_DEAD_LETTER_KEYS)
+        )
+    with ledger_engine.connect() as connection:
+        stored = Operations(connection).dead_letter(letter_id)
+    assert stored is not None and is_sealed(stored.original_value)
+    assert marker not in stored.original_value
+
+    token = signed_in(console, "pim")
+    page = console.get(f"/dead-letters/{letter_id}")
+    assert page.status_code == 200 and marker not in page.text
+    reason = {"reason": "which record failed", "csrf": token}
+    revealed = console.post(f"/dead-letters/{letter_id}/reveal", data=reason)
+    assert revealed.status_code == 200
+    assert marker in revealed.text, "the reveal shows the original, opened"
+
+
+def test_the_console_refuses_to_start_without_a_dead_letter_key(
+    make_console: MakeConsole, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("BRUG_DEAD_LETTER_KEYS", raising=False)
+    with pytest.raises(SealError, match="BRUG_DEAD_LETTER_KEYS is not set"):
+        make_console()
 
 
 def _reveals(engine: Engine, referral_id: uuid.UUID) -> list[str]:
@@ -388,6 +431,7 @@ def test_a_bulk_replay_dry_run_says_what_would_be_replayed_and_changes_nothing(
                 attempts=5,
                 failed_at=hour + timedelta(minutes=30),
             ),
+            Sealer.parse(DEV_DEAD_LETTER_KEYS),
         )
     token = signed_in(console, "olga")
     assert 'action="/dead-letters/bulk-replay"' in console.get("/stuck").text
