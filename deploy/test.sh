@@ -17,4 +17,7 @@ mypy
 # HAPI FHIR's R4 validator (Maven Central jars + tests/hapi/Validate.java) into ~/.cache/brug.
 python -m tests.hapi_validator
 echo "[brug] pytest" >&2
-exec pytest "$@"
+# Two workers (pytest-xdist): the suite mostly waits on brokers, stacks and timers, so a
+# second worker, with its own Kafka and PostgreSQL, overlaps that waiting.
+# BRUG_TEST_WORKERS=0 runs it in one process.
+exec pytest -n "${BRUG_TEST_WORKERS:-2}" --dist loadgroup "$@"

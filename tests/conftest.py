@@ -45,6 +45,16 @@ os.environ.setdefault("BRUG_RATE_LIMIT", "100000/second")
 os.environ.setdefault("BRUG_DEAD_LETTER_KEYS", DEV_DEAD_LETTER_KEYS)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Units of work for ``pytest -n`` (deploy/test.sh runs two workers, ``--dist
+    loadgroup``): the end-to-end tests share one running stack, so they stay together on
+    one worker; any other module stays whole, so its module fixtures start once."""
+    for item in items:
+        path = Path(str(item.path))
+        group = "e2e" if "e2e" in path.parts else path.stem
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
