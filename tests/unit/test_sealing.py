@@ -80,6 +80,8 @@ def test_without_a_key_nothing_seals_and_the_message_says_what_to_set() -> None:
         (f"{_key('kid1')},{_key('kid1')}", "appears twice"),
         (f"k d:{base64.b64encode(bytes(32)).decode()}", "kid:<base64"),
     ],
+    # Fixed ids: a random key in an id makes each pytest-xdist worker collect another test.
+    ids=["no-key", "not-base64", "short-key", "kid-twice", "kid-with-space"],
 )
 def test_a_bad_setting_is_refused_without_showing_the_key(setting: str, says: str) -> None:
     with pytest.raises(SealError, match=says) as refused:
