@@ -17,3 +17,14 @@ class MonitorSettings(ServiceSettings):
         "it starts a dataset that does not link to exports made before. The default is for "
         "development only.",
     )
+    monitor_installation: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9][a-z0-9-]{0,62}$",
+        description="This installation's id in federation packages (e.g. brug-utrecht): who "
+        "signed a package, and whose public key a merge trusts for it.",
+    )
+    monitor_signing_key: SecretStr | None = Field(
+        default=None,
+        description="Ed25519 private key (raw 32 bytes, base64; `brug monitor keygen`) that "
+        "signs `brug monitor export` packages. Unset: exports are not signed.",
+    )
