@@ -4,20 +4,23 @@ A client proves itself with SMART Backend Services (``adapters/smart.py``): the 
 of its ``jwks`` verify its assertions. A static bearer token (stored as a SHA-256 hash, so
 the file can be read without granting access) is accepted only where the dev setting
 ``BRUG_ALLOW_STATIC_TOKENS`` allows it.
-A GP client acts for one practice (its AGB code); a welfare client for one organisation.
+A GP client acts for one practice (its AGB code); a welfare client for one organisation; a
+municipality client for one municipality (its CBS code, ``GM`` and four digits), and only
+reads that municipality's and the nation's monitor figures (no Kafka access at all).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 
@@ -25,6 +28,7 @@ _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 class ClientKind(StrEnum):
     GP = "gp"
     WELFARE = "welfare"
+    MUNICIPALITY = "municipality"
 
 
 class Client(BaseModel):
@@ -32,7 +36,10 @@ class Client(BaseModel):
 
     client_id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,63}$")
     kind: ClientKind
-    organisation: str = Field(description="AGB code for a GP client, organisation id for welfare.")
+    organisation: str = Field(
+        description="AGB code for a GP client, organisation id for welfare, CBS code "
+        "(GMxxxx) for a municipality."
+    )
     name: str
     token_sha256: str | None = Field(
         default=None, pattern=r"^[0-9a-f]{64}$", description="A static token (dev only)."
@@ -63,6 +70,15 @@ class Client(BaseModel):
         except (JoseError, ValueError, TypeError) as error:
             raise ValueError(f"jwks is not a usable key set: {error}") from None
         return jwks
+
+    @model_validator(mode="after")
+    def _municipality_by_cbs_code(self) -> Client:
+        if self.kind is ClientKind.MUNICIPALITY and not _CBS_CODE.fullmatch(self.organisation):
+            raise ValueError("a municipality client's organisation is its CBS code, GMxxxx")
+        return self
+
+
+_CBS_CODE = re.compile(r"GM[0-9]{4}")
 
 
 class ClientRegistry(BaseModel):

@@ -156,10 +156,13 @@ def service_grants() -> list[Grant]:
 
 
 def party_grants(registry: ClientRegistry) -> list[Grant]:
-    """What each GP system and welfare case system may do: its own topics only."""
+    """What each GP system and welfare case system may do: its own topics only. A
+    municipality reads its figures over HTTPS (monitor_api): nothing on Kafka."""
     grants: list[Grant] = []
     for client in registry.clients:
         name = client.client_id
+        if client.kind is ClientKind.MUNICIPALITY:
+            continue
         if client.kind is ClientKind.GP:
             grants += [
                 _topic(name, "WRITE", topics.gp_referrals(name)),

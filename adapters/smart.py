@@ -55,7 +55,14 @@ GP_SCOPES: dict[str, str] = {
 WELFARE_SCOPES: dict[str, str] = {
     "Referral": "rc",  # r: read a referral's details and status; c: POST a status or signal
 }
-KIND_SCOPES = {ClientKind.GP: GP_SCOPES, ClientKind.WELFARE: WELFARE_SCOPES}
+MUNICIPALITY_SCOPES: dict[str, str] = {
+    "MonitorReport": "r",  # its own municipality's and the national figures (monitor_api)
+}
+KIND_SCOPES = {
+    ClientKind.GP: GP_SCOPES,
+    ClientKind.WELFARE: WELFARE_SCOPES,
+    ClientKind.MUNICIPALITY: MUNICIPALITY_SCOPES,
+}
 _ORDER = "cruds"
 _V1 = {"read": "rs", "write": "cud", "*": "cruds"}
 _SCOPE = re.compile(r"^system/(\*|[A-Za-z]{1,64})\.([a-z*]{1,5})$")

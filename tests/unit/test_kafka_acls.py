@@ -51,6 +51,13 @@ def test_a_welfare_organisation_reaches_only_its_own_topics() -> None:
         }
 
 
+def test_a_municipality_has_no_kafka_access_at_all() -> None:
+    municipalities = [c for c in REGISTRY.clients if c.kind is ClientKind.MUNICIPALITY]
+    assert municipalities, "the dev registry has municipality clients"
+    for client in municipalities:
+        assert not [g for g in PLAN if g.principal == client.client_id], client.client_id
+
+
 def test_a_gp_system_reaches_only_its_own_topics() -> None:
     for client in (c for c in REGISTRY.clients if c.kind is ClientKind.GP):
         name = client.client_id
