@@ -158,10 +158,20 @@ def setup() -> None:
     )
 
 
-@app.command("demo")
-def demo(state_dir: StateDir = None) -> None:
+demo_cli = typer.Typer(
+    help="Push a sample referral through the running stack (`brug demo`), or many "
+    "synthetic ones (`brug demo load`).",
+    invoke_without_command=True,
+)
+app.add_typer(demo_cli, name="demo")
+
+
+@demo_cli.callback()
+def demo(ctx: typer.Context, state_dir: StateDir = None) -> None:
     """Push a sample referral through the running stack, answer it as the case system, and
     show what each side got: the whole loop, ending with the GP's completed Task."""
+    if ctx.invoked_subcommand is not None:
+        return
     from deploy.demo import (
         SAMPLE_CASE_CLIENT,
         SAMPLE_GP_CLIENT,
@@ -189,6 +199,50 @@ def demo(state_dir: StateDir = None) -> None:
     )
     for line in _trace_lines(str(result.referral_id), stack.database_url):
         typer.echo(f"   {line}")
+
+
+@demo_cli.command("load")
+def demo_load(
+    referrals: Annotated[int, typer.Option(min=1, max=5000, help="How many.")] = 500,
+    seed: Annotated[int, typer.Option(help="The same referrals for the same seed.")] = 14,
+    period: Annotated[
+        str | None, typer.Option(help="The report's period (default: this month).")
+    ] = None,
+    state_dir: StateDir = None,
+) -> None:
+    """Synthetic referrals with realistic spreads (deploy/synthetic_load.py) through the
+    running stack: submitted over FHIR as the GP systems, answered on Kafka as the case
+    systems; then the monitor's report for each sample municipality and the nation."""
+    from deploy.demo_load import await_monitor, run_load
+    from deploy.devstack.stack import dev_tokens
+    from deploy.monitor_cli import report_command
+    from deploy.synthetic_load import MUNICIPALITIES, draw, expected_record
+    from services.monitor.settings import MonitorSettings
+
+    stack = _stack(state_dir)
+    plans = draw(referrals, seed)
+    result = run_load(
+        plans,
+        stack.fhir_base_url,
+        stack.bootstrap_servers,
+        dev_tokens(),
+        stack.credentials_of,
+        timeout=60 + referrals / 5,
+    )
+    typer.echo(
+        f"{referrals} referral(s) submitted in {result.submitted_seconds:.1f} s, "
+        f"answered after {result.answered_seconds:.1f} s"
+    )
+    key = MonitorSettings().monitor_key.get_secret_value()
+    pseudonyms = result.pseudonyms(key)
+    expected = {
+        p: expected_record(plan, p, result.day) for p, plan in zip(pseudonyms, plans, strict=True)
+    }
+    await_monitor(stack.database_url, expected, timeout=60 + referrals / 5)
+    chosen = period or result.day.strftime("%Y-%m")
+    for municipality in MUNICIPALITIES:
+        report_command(period=chosen, municipality=municipality, database_url=stack.database_url)
+    report_command(period=chosen, national=True, database_url=stack.database_url)
 
 
 @contracts_cli.command("generate")
