@@ -6,7 +6,9 @@ stack, the way the GP systems and the welfare case systems use it:
 2. each organisation's case system reads its referrals topic as its own Kafka principal
    and, once a referral is there, publishes its statuses (with the decline reason, the
    outcome and consented Positive Health) on its status topic, as that principal;
-3. the monitor turns it all into rows; ``await_monitor`` waits until it has every one.
+3. a GP system reads the completed Task of some of its referrals (its receipt of the
+   feedback), polling its Task search until the welfare side completed it;
+4. the monitor turns it all into rows; ``await_monitor`` waits until it has every one.
 
 Loopback only, bounded in time: every wait ends with a TimeoutError.
 """
@@ -66,8 +68,8 @@ def run_load(
         for org in organisations
     }
     started = time.monotonic()
+    limits = httpx.Limits(max_connections=workers)
     try:
-        limits = httpx.Limits(max_connections=workers)
         with httpx.Client(timeout=30.0, limits=limits) as http:
 
             def submit(plan: Plan) -> str:
@@ -91,6 +93,16 @@ def run_load(
             org,
             [(p, r) for p, r in zip(plans, referral_ids, strict=True) if p.organisation_id == org],
         )
+    readers = [(p, r) for p, r in zip(plans, referral_ids, strict=True) if p.gp_reads]
+    with httpx.Client(timeout=30.0, limits=limits) as http:
+
+        def read(pair: tuple[Plan, str]) -> None:
+            plan, referral_id = pair
+            token = gp_tokens[plan.gp_client]
+            _read_completed(http, fhir_base_url, token, referral_id, started + timeout)
+
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(read, readers))
     return LoadResult(
         tuple(plans), tuple(referral_ids), now.date(), submitted, time.monotonic() - started
     )
@@ -113,6 +125,26 @@ def _submit(http: httpx.Client, base: str, token: str, plan: Plan, now: datetime
         for e in reply.json()["entry"]
         if e["response"].get("location", "").startswith("ServiceRequest/")
     )
+
+
+def _read_completed(
+    http: httpx.Client, base: str, token: str, referral_id: str, deadline: float
+) -> None:
+    """As the GP system: its Task search until the referral's Task is completed (that read
+    is the GP's receipt of the feedback)."""
+    while True:
+        found = http.get(
+            f"{base}/Task",
+            params={"focus": f"ServiceRequest/{referral_id}", "status": "completed"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        if found.status_code != 200:
+            raise RuntimeError(f"the FHIR gateway answered {found.status_code}: {found.text}")
+        if found.json().get("total"):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"a referral's Task was not completed in time ({referral_id})")
+        time.sleep(0.3)
 
 
 def _await_keys(consumer: KafkaConsumer, wanted: set[str], deadline: float) -> None:

@@ -93,6 +93,7 @@ DECLINES: dict[DeclineReason, int] = {
 }
 ACTIVITIES = (ActivityKind.SOCIAL_ACTIVITY, ActivityKind.EXERCISE, ActivityKind.BUDDY)
 CONSENT_SHARE = 0.8  # of completions, with Positive Health before and after
+GP_READS = 7  # of every 10 completions, the GP system reads the completed Task the same day
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,7 @@ class Plan:
     activities: tuple[ActivityKind, ...]
     ph_before: dict[PositiveHealthDimension, int] | None
     ph_after: dict[PositiveHealthDimension, int] | None
+    gp_reads: bool = False
 
     @property
     def statuses(self) -> tuple[WelfareStatus, ...]:
@@ -192,6 +194,7 @@ def draw(n: int, seed: int = 14) -> list[Plan]:
                 else (),
                 ph_before=before,
                 ph_after=after,
+                gp_reads=completed and index % 10 < GP_READS,
             )
         )
     return plans
@@ -296,6 +299,9 @@ def expected_record(plan: Plan, pseudonym: str, day: date) -> MonitorRecord:
         end_status=ending,
         decline_reason=plan.decline_reason,
         activity_kinds=list(plan.activities),
+        feedback_to_gp_on=day if plan.gp_reads else None,
+        feedback_to_gp_channel="pull" if plan.gp_reads else None,
+        days_to_feedback_to_gp=0 if plan.gp_reads else None,
         positive_health_consented=consented,
         **(
             {
@@ -327,6 +333,8 @@ def _figures(plan: Plan) -> Iterable[str]:
         yield f"declines.{plan.decline_reason.value}"
     if plan.ph_before is not None:
         yield "positive_health.consented"
+    if plan.gp_reads:
+        yield from ("gp_receipts.all", "gp_receipts.pull", "feedback_to_gp.within_30_days")
 
 
 def expected_counts(plans: Sequence[Plan], scope: tuple[str, str]) -> Counter[str]:
