@@ -46,6 +46,9 @@ def broker(infrastructure_dir: Path) -> Iterator[KafkaNode]:
     try:
         create_topics(node.bootstrap_servers, DEFAULT_DIRECTORY, DEFAULT_CLIENTS, node.admin)
         apply_acls(node.bootstrap_servers, acl_plan(load_clients(DEFAULT_CLIENTS)), node.admin)
+        # The broker's authorizer takes the new ACLs from the metadata log a moment after
+        # they were created: until then even a party's own topic is refused.
+        eventually(lambda: _can_produce(node, AS_LELYSTAD, LELYSTAD), "the ACLs in force")
         yield node
     finally:
         node.stop()
@@ -59,6 +62,13 @@ def _produce(broker: KafkaNode, who: KafkaCredentials, topic: str, value: bytes 
         return producer.send(topic, value=value, key=b"k", partition=0).get(timeout=10)
     finally:
         producer.close()
+
+
+def _can_produce(broker: KafkaNode, who: KafkaCredentials, organisation: str) -> bool:
+    try:
+        return _produce(broker, who, topics.social_status(organisation)).offset >= 0
+    except KafkaError:
+        return False
 
 
 def _read(broker: KafkaNode, who: KafkaCredentials, topic: str) -> list[bytes]:
