@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection
 
 from adapters.clients import Client
 from adapters.fhir.outcomes import FhirProblem
@@ -75,7 +74,6 @@ async def process_submission(
     _check_if_none_exist(intake.if_none_exist, intake.service_request_system)
     _check_identifier(intake)
     async with infrastructure_guard():
-        await _check_same_patient(edge, intake)
         reply = await edge.submissions.submit(
             intake,
             client,
@@ -105,51 +103,6 @@ def _parsed(parse: Parse, document: Any) -> list[Located]:
         if not isinstance(item.resource.get("resourceType"), str):
             raise FhirProblem(400, "structure", "every resource needs a resourceType", item.path)
     return located
-
-
-async def _check_same_patient(edge: FhirEdge, intake: Intake) -> None:
-    """A ServiceRequest identifier names one referral of one patient: a resubmission for
-    another patient is refused (409), not answered with the first patient's Task.
-
-    The BSN is not kept, so the patient is recognised by the kept name and birth year.
-    Once the details are erased (retention) there is nothing to compare, and the
-    resubmission gets the existing referral as before."""
-    async with edge.engine.connect() as connection:
-        kept = await connection.run_sync(lambda c: _kept_person(c, intake))
-    if kept is not None and _who(kept) != _who(intake.person.model_dump(mode="json")):
-        raise FhirProblem(
-            409,
-            "duplicate",
-            "this ServiceRequest identifier was already used for a referral of another "
-            "patient; give each referral an identifier of its own",
-            "ServiceRequest.identifier",
-        )
-
-
-def _kept_person(connection: Connection, intake: Intake) -> dict[str, Any] | None:
-    ledger = Ledger(connection)
-    row = ledger.find_by_service_request(
-        intake.requester_agb, intake.service_request_system, intake.service_request_value
-    )
-    details = ledger.details(row.referral_id) if row is not None else None
-    person = (details or {}).get("person")
-    return person if isinstance(person, dict) else None
-
-
-def _who(person: dict[str, Any]) -> tuple[Any, ...]:
-    """Who a person is, for telling patients apart: names (case and spacing aside) and
-    birth year. Contact details may change between a submission and its retry."""
-
-    def fold(value: Any) -> str:
-        return " ".join(str(value or "").casefold().split())
-
-    given = tuple(fold(name) for name in person.get("given_names") or [])
-    return (
-        given,
-        fold(person.get("family_name")),
-        fold(person.get("display_name")),
-        person.get("birth_year"),
-    )
 
 
 def _check_request_id(request_id: str | None) -> None:

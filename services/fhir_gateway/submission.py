@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.clients import Client
+from adapters.fhir.outcomes import FhirProblem
 from adapters.fhir.resources import task_tracking_outcome, transaction_response
 from adapters.ledger.repository import Ledger, NewReferral, ReferralRow
 from adapters.outbox import Outbox, cloudevent_message
@@ -199,8 +200,48 @@ def _as_row(new: NewReferral) -> ReferralRow:
 
 
 def _existing(connection: Connection, intake: Intake) -> ReferralRow | None:
-    return Ledger(connection).find_by_service_request(
+    """The referral this ServiceRequest identifier already names, if any; refused (409)
+    when it is another patient's (read in the submission's own transaction)."""
+    ledger = Ledger(connection)
+    row = ledger.find_by_service_request(
         intake.requester_agb, intake.service_request_system, intake.service_request_value
+    )
+    if row is not None:
+        _refuse_another_patient(ledger.details(row.referral_id), intake)
+    return row
+
+
+def _refuse_another_patient(details: dict[str, Any] | None, intake: Intake) -> None:
+    """A ServiceRequest identifier names one referral of one patient: a resubmission for
+    another patient is refused, not answered with the first patient's Task.
+
+    The BSN is not kept, so the patient is recognised by the kept name and birth year.
+    Once the details are erased (retention) there is nothing to compare, and the
+    resubmission gets the existing referral as before."""
+    kept = (details or {}).get("person")
+    if isinstance(kept, dict) and _who(kept) != _who(intake.person.model_dump(mode="json")):
+        raise FhirProblem(
+            409,
+            "duplicate",
+            "this ServiceRequest identifier was already used for a referral of another "
+            "patient; give each referral an identifier of its own",
+            "ServiceRequest.identifier",
+        )
+
+
+def _who(person: dict[str, Any]) -> tuple[Any, ...]:
+    """Who a person is, for telling patients apart: names (case and spacing aside) and
+    birth year. Contact details may change between a submission and its retry."""
+
+    def fold(value: Any) -> str:
+        return " ".join(str(value or "").casefold().split())
+
+    given = tuple(fold(name) for name in person.get("given_names") or [])
+    return (
+        given,
+        fold(person.get("family_name")),
+        fold(person.get("display_name")),
+        person.get("birth_year"),
     )
 
 
