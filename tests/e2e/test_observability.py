@@ -65,8 +65,23 @@ def spans(stack: DevStack, service: str) -> list[dict[str, Any]]:
     return json_lines(stack.trace_dir / f"{service}.jsonl")
 
 
-def log_lines(stack: DevStack, name: str) -> list[dict[str, Any]]:
-    return json_lines(stack.service_process(name).log_file)
+def instances(stack: DevStack, service: str) -> list[str]:
+    """``service`` and, on a stack with replicas (BRUG_E2E_REPLICAS), ``service-2``, ..."""
+    return [
+        name
+        for name in stack.metrics_urls()
+        if name == service
+        or (name.startswith(f"{service}-") and name[len(service) + 1 :].isdigit())
+    ]
+
+
+def log_lines(stack: DevStack, service: str) -> list[dict[str, Any]]:
+    """Every instance's lines: with replicas, either may have handled the referral."""
+    return [
+        line
+        for name in instances(stack, service)
+        for line in json_lines(stack.service_process(name).log_file)
+    ]
 
 
 @dataclass(frozen=True)
@@ -98,9 +113,12 @@ def test_every_service_serves_metrics_and_a_referral_moves_them(
 ) -> None:
     urls = stack.metrics_urls()
 
-    def moved(name: str, metric: str, **labels: str) -> float | None:
-        delta = value(scrape(urls[name]), metric, **labels) - value(
-            routed.before[name], metric, **labels
+    def moved(service: str, metric: str, **labels: str) -> float | None:
+        # Summed over the service's instances: with replicas, either may have done it.
+        delta = sum(
+            value(scrape(urls[name]), metric, **labels)
+            - value(routed.before[name], metric, **labels)
+            for name in instances(stack, service)
         )
         return delta if delta >= 1 else None
 
