@@ -3,41 +3,26 @@ FastAPI or Starlette refuse themselves (an unknown path, a missing parameter).""
 
 from __future__ import annotations
 
-from http import HTTPStatus
-
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
-from starlette.exceptions import HTTPException
+from fastapi.responses import Response
 
-PROBLEM_JSON = "application/problem+json"
+from adapters.problems import (
+    PROBLEM_JSON,
+    Problem,
+    http_problem,
+    problem_document,
+    problem_response,
+)
 
-
-class Problem(Exception):
-    def __init__(self, status: int, title: str, detail: str, headers: dict[str, str] | None = None):
-        super().__init__(detail)
-        self.status, self.title, self.detail, self.headers = status, title, detail, headers or {}
-
-
-def problem_document(problem: Problem) -> Response:
-    body = {
-        "type": "about:blank",
-        "title": problem.title,
-        "status": problem.status,
-        "detail": problem.detail,
-    }
-    return JSONResponse(body, problem.status, problem.headers, media_type=PROBLEM_JSON)
-
-
-async def problem_response(_: Request, problem: Problem) -> Response:
-    return problem_document(problem)
-
-
-async def http_problem(_: Request, error: HTTPException) -> Response:
-    known = error.status_code in {status.value for status in HTTPStatus}
-    title = HTTPStatus(error.status_code).phrase if known else "Error"
-    detail = error.detail if isinstance(error.detail, str) else title
-    return problem_document(Problem(error.status_code, title, detail, dict(error.headers or {})))
+__all__ = [
+    "PROBLEM_JSON",
+    "Problem",
+    "http_problem",
+    "invalid_request",
+    "problem_document",
+    "problem_response",
+]
 
 
 async def invalid_request(_: Request, invalid: RequestValidationError) -> Response:

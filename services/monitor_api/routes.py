@@ -18,11 +18,12 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.clients import Client, ClientKind, ClientRegistry, Unauthenticated
+from adapters.clients import Client, ClientKind, ClientRegistry
 from adapters.ledger.repository import Ledger
 from adapters.monitor.store import MonitorStore
+from adapters.problems import admit
 from adapters.ratelimit import RateLimiter
-from adapters.smart import EdgeAuthenticator, permits
+from adapters.smart import EdgeAuthenticator
 from contracts.monitor.report import MonitorReport
 from domain.monitor.disclosure import profile_named
 from domain.monitor.periods import Period
@@ -48,28 +49,14 @@ class MonitorEdge:
     def authenticate(self, request: Request) -> Client:
         """The municipality named by the bearer token: else 401; 429 over its rate limit;
         403 when its scopes do not include ``system/MonitorReport.r``."""
-        try:
-            principal = self.authenticator.principal(
-                request.headers.get("authorization"), ClientKind.MUNICIPALITY
-            )
-        except Unauthenticated as refused:
-            raise Problem(
-                401, "Unauthorized", refused.detail, {"WWW-Authenticate": refused.challenge}
-            ) from None
-        if (retry_after := self.limiter.hit(principal.client.client_id)) is not None:
-            raise Problem(
-                429,
-                "Too Many Requests",
-                f"too many requests from this client; retry after {retry_after} s",
-                {"Retry-After": str(retry_after)},
-            )
-        if not permits(principal.grant, SCOPE_RESOURCE, "r"):
-            raise Problem(
-                403,
-                "Forbidden",
-                f"the access token's scopes do not include system/{SCOPE_RESOURCE}.r",
-                {"WWW-Authenticate": 'Bearer error="insufficient_scope"'},
-            )
+        principal = admit(
+            self.authenticator,
+            self.limiter,
+            request.headers.get("authorization"),
+            ClientKind.MUNICIPALITY,
+            SCOPE_RESOURCE,
+            "r",
+        )
         return principal.client
 
     def choice(self, period: str, profile: str | None) -> tuple[Period, str]:

@@ -13,10 +13,11 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.clients import Client, ClientKind, ClientRegistry, Unauthenticated
+from adapters.clients import Client, ClientKind, ClientRegistry
 from adapters.ledger.repository import ReferralRow
+from adapters.problems import admit
 from adapters.ratelimit import RateLimiter
-from adapters.smart import EdgeAuthenticator, Principal, permits
+from adapters.smart import EdgeAuthenticator, Principal
 from domain.referral import Referral
 from services.social_gateway.problems import Problem, not_found
 from services.social_gateway.settings import SocialGatewaySettings
@@ -37,29 +38,15 @@ class SocialEdge:
         cached: Principal | None = request.scope.get(_PRINCIPAL)
         if cached is not None:
             return cached.client
-        try:
-            principal = self.authenticator.principal(
-                request.headers.get("authorization"), ClientKind.WELFARE
-            )
-        except Unauthenticated as refused:
-            raise Problem(
-                401, "Unauthorized", refused.detail, {"WWW-Authenticate": refused.challenge}
-            ) from None
-        if (retry_after := self.limiter.hit(principal.client.client_id)) is not None:
-            raise Problem(
-                429,
-                "Too Many Requests",
-                f"too many requests from this client; retry after {retry_after} s",
-                {"Retry-After": str(retry_after)},
-            )
         interaction = "r" if request.method in {"GET", "HEAD"} else "c"
-        if not permits(principal.grant, "Referral", interaction):
-            raise Problem(
-                403,
-                "Forbidden",
-                f"the access token's scopes do not include system/Referral.{interaction}",
-                {"WWW-Authenticate": 'Bearer error="insufficient_scope"'},
-            )
+        principal = admit(
+            self.authenticator,
+            self.limiter,
+            request.headers.get("authorization"),
+            ClientKind.WELFARE,
+            "Referral",
+            interaction,
+        )
         request.scope[_PRINCIPAL] = principal
         return principal.client
 

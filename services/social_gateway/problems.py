@@ -3,50 +3,33 @@ not FHIR), for refusals and for bodies that fail validation."""
 
 from __future__ import annotations
 
-from http import HTTPStatus
-
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from pydantic import ValidationError
-from starlette.exceptions import HTTPException
 
-PROBLEM_JSON = "application/problem+json"
+from adapters.problems import (
+    PROBLEM_JSON,
+    Problem,
+    http_problem,
+    problem_document,
+    problem_response,
+)
 
-
-class Problem(Exception):
-    def __init__(self, status: int, title: str, detail: str, headers: dict[str, str] | None = None):
-        super().__init__(detail)
-        self.status, self.title, self.detail, self.headers = status, title, detail, headers or {}
+__all__ = [
+    "PROBLEM_JSON",
+    "Problem",
+    "first_error",
+    "http_problem",
+    "invalid_body",
+    "not_found",
+    "problem_document",
+    "problem_response",
+]
 
 
 def not_found(what: object) -> Problem:
     return Problem(404, "Not Found", f"no referral {what}")
-
-
-async def problem_response(_: Request, problem: Problem) -> Response:
-    return problem_document(problem)
-
-
-def problem_document(problem: Problem) -> Response:
-    body = {
-        "type": "about:blank",
-        "title": problem.title,
-        "status": problem.status,
-        "detail": problem.detail,
-    }
-    return JSONResponse(body, problem.status, problem.headers, media_type=PROBLEM_JSON)
-
-
-async def http_problem(_: Request, error: HTTPException) -> Response:
-    """Starlette's and FastAPI's own refusals (a body that does not parse, an unknown path,
-    a method not allowed) as problem documents too."""
-    title = HTTPStatus(error.status_code).phrase if error.status_code in _KNOWN else "Error"
-    detail = error.detail if isinstance(error.detail, str) else title
-    return problem_document(Problem(error.status_code, title, detail, dict(error.headers or {})))
-
-
-_KNOWN = {status.value for status in HTTPStatus}
 
 
 async def invalid_body(request: Request, invalid: RequestValidationError) -> Response:
