@@ -16,6 +16,8 @@ echo "[brug] mypy" >&2
 mypy
 # HAPI FHIR's R4 validator (Maven Central jars + tests/hapi/Validate.java) into ~/.cache/brug.
 python -m tests.hapi_validator
+# helm (built from the Go module proxy), the operators' CRDs and Strimzi's model, likewise.
+python -m deploy.render.chart
 echo "[brug] pytest" >&2
 # Two workers (pytest-xdist): the suite mostly waits on brokers, stacks and timers, so a
 # second worker, with its own Kafka and PostgreSQL, overlaps that waiting.

@@ -323,3 +323,18 @@ def validate_objects(items: Iterable[dict[str, Any]]) -> Iterator[Checked]:
             yield Checked(kind, _name(item), api_version, origin, str(error.message))
         else:
             yield Checked(kind, _name(item), api_version, f"Kubernetes {version} schema (strict)")
+
+
+def fetch_tools() -> None:
+    """Build helm and fetch the CRDs and Strimzi's model into the cache, once per machine.
+
+    deploy/test.sh calls this before pytest: building helm takes minutes on a cold machine,
+    longer than a test's timeout.
+    """
+    helm_binary()
+    crd_schemas()
+    _strimzi_classpath()
+
+
+if __name__ == "__main__":
+    fetch_tools()
