@@ -53,7 +53,7 @@ from sqlalchemy import create_engine, text
 from contracts import topics
 from contracts.cloudevents import CloudEvent
 from contracts.events import ReferralCreated, ReferralStatusReported
-from contracts.events.status import WelfareStatus
+from contracts.events.status import ReferralStatusProblem, WelfareStatus
 from deploy.demo import sample_bundle
 from deploy.devstack.kafka import dev_principal
 from deploy.devstack.postgres import PostgresCluster
@@ -73,6 +73,8 @@ REPORTS = (
 FINAL_WELFARE_STATUS = "first-contact"
 ADMIN = dev_principal("brug-admin")
 CASE_SYSTEM = dev_principal(f"case-{ORGANISATION}")
+# The organisation's referrals, and Brug's answers to what it did not apply.
+READ_TOPICS = (topics.social_referrals(ORGANISATION), topics.social_problems(ORGANISATION))
 SUBMIT_WORKERS = 16
 SUBMIT_GIVE_UP_SECONDS = 300.0
 READY_WITHIN_SECONDS = 180.0
@@ -143,6 +145,8 @@ class CaseSystem:
     # (referral id, sequence) whose send failed: sent again (a repeat is harmless to Brug).
     unsent: set[tuple[str, int]] = field(default_factory=set)
     resent: int = 0
+    # Brug's answers on the problems topic to reports it did not apply, by problem code.
+    problems: Counter[str] = field(default_factory=Counter)
 
     def run(self) -> None:
         producer = KafkaProducer(
@@ -155,8 +159,14 @@ class CaseSystem:
         consumer = KafkaConsumer(
             bootstrap_servers=self.bootstrap, enable_auto_commit=False, **ADMIN.kafka_python()
         )
-        topic = topics.social_referrals(ORGANISATION)
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in (
+                topics.social_referrals(ORGANISATION),
+                topics.social_problems(ORGANISATION),
+            )
+            for p in consumer.partitions_for_topic(topic)
+        ]
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
         try:
@@ -180,6 +190,8 @@ class CaseSystem:
 
     def _heard(self, producer: KafkaProducer, value: bytes) -> None:
         envelope = json.loads(value)
+        if envelope.get("type") == ReferralStatusProblem.EVENT_TYPE:
+            self.problems[str(envelope["data"]["problem"])] += 1
         if envelope.get("type") != ReferralCreated.EVENT_TYPE:
             return
         referral_id = str(envelope["data"]["referral_id"])
@@ -465,6 +477,7 @@ def drill(options: argparse.Namespace) -> dict[str, Any]:
             **verify(stack, gp, case),
             "case_system_kafka_pauses": case.errors,
             "case_system_reports_sent_again": case.resent,
+            "problems_answered": dict(case.problems),
             "latency": latency_report(gp, case, kills),
         }
     finally:
