@@ -21,5 +21,6 @@ python -m deploy.render.chart
 echo "[brug] pytest" >&2
 # Two workers (pytest-xdist): the suite mostly waits on brokers, stacks and timers, so a
 # second worker, with its own Kafka and PostgreSQL, overlaps that waiting.
+# tests/conftest.py keeps the end-to-end tests on one worker, and each other module whole.
 # BRUG_TEST_WORKERS=0 runs it in one process.
-exec pytest -n "${BRUG_TEST_WORKERS:-2}" --dist loadgroup "$@"
+exec pytest -n "${BRUG_TEST_WORKERS:-2}" --dist loadscope "$@"

@@ -21,6 +21,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -45,14 +46,22 @@ os.environ.setdefault("BRUG_RATE_LIMIT", "100000/second")
 os.environ.setdefault("BRUG_DEAD_LETTER_KEYS", DEV_DEAD_LETTER_KEYS)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Units of work for ``pytest -n`` (deploy/test.sh runs two workers, ``--dist
-    loadgroup``): the end-to-end tests share one running stack, so they stay together on
-    one worker; any other module stays whole, so its module fixtures start once."""
-    for item in items:
-        path = Path(str(item.path))
-        group = "e2e" if "e2e" in path.parts else path.stem
-        item.add_marker(pytest.mark.xdist_group(group))
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Units of work for ``pytest -n`` (deploy/test.sh runs two workers): the end-to-end
+    tests share one running stack, so they stay together on one worker; any other module
+    stays whole, so its module fixtures (a stack, a broker) start once.
+
+    A scheduler rather than ``xdist_group`` marks: on pytest 9.2 xdist 3.8 can no longer
+    write the group into the node id, and the marks silently spread one module's tests
+    over both workers, each starting its own stack."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class OneStackPerUnit(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return "tests/e2e" if path.startswith("tests/e2e/") else path
+
+    return OneStackPerUnit(config, log)
 
 
 def free_port() -> int:
