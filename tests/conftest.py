@@ -46,6 +46,7 @@ os.environ.setdefault("BRUG_RATE_LIMIT", "100000/second")
 os.environ.setdefault("BRUG_DEAD_LETTER_KEYS", DEV_DEAD_LETTER_KEYS)
 
 
+@pytest.hookimpl(optionalhook=True)  # without xdist (-p no:xdist) there is no such hook
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """Units of work for ``pytest -n`` (deploy/test.sh runs two workers): the end-to-end
     tests share one running stack, so they stay together on one worker; any other module
