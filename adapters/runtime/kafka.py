@@ -11,7 +11,7 @@ from typing import Any, Final
 
 import structlog
 from faststream import AckPolicy, BaseMiddleware
-from faststream.kafka import KafkaBroker
+from faststream.kafka import KafkaBroker, KafkaRouter
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from faststream.message import StreamMessage
 
@@ -51,7 +51,7 @@ def make_broker(settings: ServiceSettings, *, service: str) -> KafkaBroker:
         security=settings.kafka_credentials.faststream(),
         acks="all",
         enable_idempotence=True,
-        ack_policy=AckPolicy.NACK_ON_ERROR,
+        ack_policy=COMMIT_AFTER_HANDLING,
         graceful_timeout=settings.graceful_timeout_seconds,
         logger=logging.getLogger(f"brug.{service}"),
         description=f"Brug {service} service",
@@ -65,6 +65,21 @@ def make_broker(settings: ServiceSettings, *, service: str) -> KafkaBroker:
     )
     broker.add_middleware(metrics.MessageCounting(service))
     return broker
+
+
+# Every subscriber's ack policy: commit only what was handled (``make_broker``'s docstring).
+COMMIT_AFTER_HANDLING: Final = AckPolicy.NACK_ON_ERROR
+
+
+def service_router() -> KafkaRouter:
+    """The ``KafkaRouter`` every service declares its subscribers on.
+
+    It carries the ack policy itself: FastStream fixes a subscriber's policy, its auto
+    commit and its consumer class when the subscriber is declared, before the router is
+    included in the broker. On a bare ``KafkaRouter()`` every subscriber ran ACK_FIRST,
+    auto-committing what it had fetched, and one with ``max_workers`` handled records of
+    the same partition at once: a referral's statuses were applied out of order."""
+    return KafkaRouter(ack_policy=COMMIT_AFTER_HANDLING)
 
 
 def consumer_group(service: str) -> str:

@@ -9,7 +9,7 @@ from faststream.kafka import KafkaRouter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.ledger.operations import Operations
-from adapters.runtime.kafka import NEW_GROUP_STARTS_AT, consumer_group
+from adapters.runtime.kafka import NEW_GROUP_STARTS_AT, consumer_group, service_router
 from adapters.sealing import Sealer
 from contracts import topics
 from contracts.cloudevents import CloudEvent
@@ -20,7 +20,7 @@ log = structlog.get_logger(f"brug.{SERVICE}")
 
 
 def dead_letter_router(engine: AsyncEngine, sealer: Sealer) -> KafkaRouter:
-    router = KafkaRouter()
+    router = service_router()
 
     @router.subscriber(
         topics.DEAD_LETTER, group_id=consumer_group(SERVICE), auto_offset_reset=NEW_GROUP_STARTS_AT

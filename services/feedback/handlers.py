@@ -21,7 +21,7 @@ from faststream.kafka.publisher import DefaultPublisher
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.ledger.repository import Ledger
-from adapters.runtime.kafka import NEW_GROUP_STARTS_AT, consumer_group
+from adapters.runtime.kafka import NEW_GROUP_STARTS_AT, consumer_group, service_router
 from adapters.runtime.metrics import observe_end_to_end
 from contracts import topics
 from contracts.cloudevents import CloudEvent
@@ -59,7 +59,7 @@ def case_system_router(
     case_systems: CaseSystems, organisation_ids: Iterable[str], *, workers: int
 ) -> KafkaRouter:
     """One subscriber per organisation's status topic, and the problems publisher."""
-    router = KafkaRouter()
+    router = service_router()
     problems = router.publisher(
         "brug.social.problems.{organisation_id}.v1",
         title="brug.social.problems.{organisation_id}.v1",

@@ -16,7 +16,7 @@ from faststream.message import StreamMessage
 from adapters.fhir.formats import FHIR_JSON
 from adapters.fhir.outcomes import FhirProblem
 from adapters.runtime import Unprocessable
-from adapters.runtime.kafka import NEW_GROUP_STARTS_AT, consumer_group
+from adapters.runtime.kafka import NEW_GROUP_STARTS_AT, consumer_group, service_router
 from contracts import topics
 from contracts.cloudevents import CloudEvent
 from contracts.codes import SubmissionChannel
@@ -36,7 +36,7 @@ DESCRIPTION = (
 
 def inbound_router(edge: FhirEdge) -> KafkaRouter:
     """The subscriber on every GP system's referral topic, answering on its outcome topic."""
-    router = KafkaRouter()
+    router = service_router()
     outcomes = router.publisher(
         "brug.gp.outcomes.{client_id}.v1",
         title="brug.gp.outcomes.{client_id}.v1",

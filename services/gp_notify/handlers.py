@@ -33,7 +33,7 @@ from adapters.ledger.repository import Ledger, Receipt
 from adapters.ledger.subscriptions import SubscriptionEvent, SubscriptionRow, Subscriptions
 from adapters.outbox import Outbox
 from adapters.outbox.messages import receipt_message
-from adapters.runtime.kafka import NEW_GROUP_STARTS_AT, consumer_group
+from adapters.runtime.kafka import NEW_GROUP_STARTS_AT, consumer_group, service_router
 from contracts import topics
 from contracts.cloudevents import CloudEvent
 from contracts.events import FeedbackReceivedByGp
@@ -62,7 +62,7 @@ class Notifying:
 
 def changes_router(notifying: Notifying, *, workers: int) -> KafkaRouter:
     """One subscriber per GP system's change topic, and the receipts publisher declared."""
-    router = KafkaRouter()
+    router = service_router()
     # Declared for the AsyncAPI document: the receipt this service raises (the relay
     # publishes it from the outbox).
     router.publisher(

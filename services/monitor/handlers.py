@@ -19,7 +19,7 @@ from faststream.message import StreamMessage
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.monitor.projection import MONITORED_TOPICS, Outcome, apply_record, counted
-from adapters.runtime.kafka import NEW_GROUP_STARTS_AT, consumer_group
+from adapters.runtime.kafka import NEW_GROUP_STARTS_AT, consumer_group, service_router
 from services.monitor import SERVICE
 
 log = structlog.get_logger(f"brug.{SERVICE}")
@@ -49,7 +49,7 @@ async def undecoded(message: StreamMessage[Any], default: Any) -> bytes:
 
 
 def event_router(dataset: Dataset) -> KafkaRouter:
-    router = KafkaRouter()
+    router = service_router()
 
     async def handle_event(body: bytes, message: KafkaMessage) -> None:
         record: Any = message.raw_message  # one ConsumerRecord: not a batch subscriber

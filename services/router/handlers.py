@@ -24,7 +24,7 @@ from adapters.directory import WatchedDirectory
 from adapters.ledger.repository import Ledger, ReferralRow
 from adapters.outbox import Outbox, cloudevent_message
 from adapters.runtime import Unprocessable
-from adapters.runtime.kafka import NEW_GROUP_STARTS_AT, consumer_group
+from adapters.runtime.kafka import NEW_GROUP_STARTS_AT, consumer_group, service_router
 from adapters.runtime.metrics import ORPHANS_DROPPED, observe_end_to_end
 from contracts import topics
 from contracts.cloudevents import CloudEvent
@@ -52,7 +52,7 @@ class Routing:
 def submitted_router(routing: Routing, *, workers: int) -> KafkaRouter:
     """The subscriber on ``brug.referrals.submitted.v1``, and the publisher declared for
     the AsyncAPI document, bound to ``routing``."""
-    router = KafkaRouter()
+    router = service_router()
     # Declared for the AsyncAPI document: what routing emits (the relay publishes it from
     # the outbox, on the topic of the organisation chosen per referral).
     router.publisher(

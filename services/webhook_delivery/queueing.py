@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from adapters.ledger.repository import Ledger
 from adapters.ledger.webhooks import WebhookQueue
 from adapters.runtime import Unprocessable
-from adapters.runtime.kafka import NEW_GROUP_STARTS_AT, consumer_group
+from adapters.runtime.kafka import NEW_GROUP_STARTS_AT, consumer_group, service_router
 from contracts import topics
 from contracts.cloudevents import CloudEvent
 from contracts.directory import WelfareOrganisation
@@ -40,7 +40,7 @@ def queue_router(
 ) -> KafkaRouter:
     """The subscriber on every organisation's referral topic, queueing for ``organisations``
     (the webhook ones) into the ledger behind ``engine``."""
-    router = KafkaRouter()
+    router = service_router()
 
     @router.subscriber(
         pattern=SOCIAL_REFERRALS_PATTERN,
