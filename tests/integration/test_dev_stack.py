@@ -78,7 +78,8 @@ def stack_env() -> Iterator[dict[str, str]]:
     }
     yield env
     subprocess.run([BRUG, "dev", "down"], env=env, capture_output=True, check=False)
-    shutil.rmtree(state_dir, ignore_errors=True)
+    if not os.environ.get("BRUG_KEEP_TEST_STATE"):  # keep the logs to read after a failure
+        shutil.rmtree(state_dir, ignore_errors=True)
 
 
 def brug(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
