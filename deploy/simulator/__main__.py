@@ -27,6 +27,8 @@ from contracts import topics
 from contracts.cloudevents import CloudEvent
 from contracts.events import FeedbackReceivedByGp, ReferralCreated, ReferralWithdrawn
 
+READY_WITHIN_SECONDS = 40.0  # below `brug dev up`'s 60 s wait
+
 
 def main(argv: list[str] | None = None) -> int:
     options = _options(argv)
@@ -47,8 +49,10 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     seen: set[str] = set()
-    consumer.poll(timeout_ms=100)  # join the group before announcing readiness
-    _log(READY_LOG_LINE, organisation=options.organisation)
+    # Ready once it is in its group, so a `brug dev up` that returned means referrals are
+    # read; a join slower than that is announced anyway, and goes on in the loop. (Its
+    # first poll's records were dropped before, and committed past.)
+    ready_by: float | None = time.monotonic() + READY_WITHIN_SECONDS
     with httpx.Client(timeout=10.0) as http:
         while not stopping:
             try:
@@ -56,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
                     for record in records:
                         _handle(record.value, options, http, seen)
                 consumer.commit()
+                if ready_by is not None and (consumer.assignment() or time.monotonic() > ready_by):
+                    _log(READY_LOG_LINE, organisation=options.organisation)
+                    ready_by = None
             except KafkaError as error:
                 # A broker restart (authenticating again, a rebalance) is a pause, not the
                 # end: a case system keeps going, and uncommitted records come again.
