@@ -242,7 +242,7 @@ class Stack:
         self.brokers, self.replicas = brokers, replicas
         self.state_dir = Path(tempfile.mkdtemp(prefix="brug-chaos-"))
         self.state_dir.chmod(0o755)
-        base = free_port_block(10)
+        self.base = base = free_port_block(10)
         metrics_base = free_port_block(60)  # instance 2 of service i on metrics_base + 50 + i
         while metrics_base < base + 10 and base < metrics_base + 60:  # the blocks overlap
             metrics_base = free_port_block(60)
