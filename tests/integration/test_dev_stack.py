@@ -29,6 +29,7 @@ from adapters.kafka_admin import consumer_lag
 from bench.failover import GpSystem
 from contracts import topics
 from deploy.demo import sample_bundle
+from deploy.devstack.config import SIMULATED_ORGANISATIONS
 from deploy.devstack.kafka import dev_principal
 from deploy.devstack.postgres import PostgresCluster
 from deploy.devstack.processes import ManagedProcess
@@ -91,19 +92,12 @@ def statuses(env: dict[str, str]) -> dict[str, bool]:
     return {item["name"]: item["healthy"] for item in json.loads(result.stdout)}
 
 
+# The stack's own services but the monitor (read by its own tests), and the case systems.
 EVERYTHING = {
     "kafka",
     "postgres",
-    "router",
-    "fhir_gateway",
-    "social_gateway",
-    "webhook_delivery",
-    "feedback",
-    "gp_notify",
-    "console",
-    "relay",
-    "case-system-dynamo-amsterdam",
-    "case-system-welzijn-lelystad",
+    *(service for service in SERVICES if service != "monitor"),
+    *(f"case-system-{organisation}" for organisation in SIMULATED_ORGANISATIONS),
 }
 
 

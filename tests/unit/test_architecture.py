@@ -95,3 +95,18 @@ def test_no_set_of_ended_statuses_is_written_out_beside_the_domain() -> None:
         for found in _written_out_status_sets(module)
     }
     assert not written_out, written_out
+
+
+def test_services_declare_kafka_handlers_only_on_the_service_router() -> None:
+    """A bare ``KafkaRouter()`` gives its subscribers FastStream's ACK_FIRST (auto commit,
+    and one partition's records at once with workers): ``service_router()`` carries the
+    broker's policy, so it is the only way a service makes one."""
+    bare = {
+        str(module.relative_to(REPO))
+        for module in (REPO / "services").rglob("*.py")
+        for node in ast.walk(ast.parse(module.read_text()))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name | ast.Attribute)
+        and (node.func.id if isinstance(node.func, ast.Name) else node.func.attr) == "KafkaRouter"
+    }
+    assert not bare, bare
