@@ -166,9 +166,12 @@ class Subscriptions:
         ).first()
         return row is not None
 
-    def count_event(self, organisation: str, at: datetime) -> list[SubscriptionRow]:
-        """Count one more event for every active subscription of the organisation, in one
-        statement; each row comes back with its new ``events_since_start``, locked until the
+    def count_event(
+        self, organisation: str, at: datetime, *, events: int = 1
+    ) -> list[SubscriptionRow]:
+        """Count ``events`` more for every active subscription of the organisation, in one
+        statement; each row comes back with its new ``events_since_start`` (the last of the
+        numbers it gave, which run consecutively), locked until the
         caller's transaction ends (it sends and records the outcome before committing, so
         the next event of a subscription cannot overtake this one). Rows are locked in id
         order: two changes counted at once wait for each other instead of deadlocking.
@@ -188,7 +191,7 @@ class Subscriptions:
                 subscriptions.c.subscription_id.in_(locked.scalar_subquery())
                 & (subscriptions.c.status == ACTIVE)
             )
-            .values(events_since_start=subscriptions.c.events_since_start + 1, last_sent_at=at)
+            .values(events_since_start=subscriptions.c.events_since_start + events, last_sent_at=at)
             .returning(*subscriptions.c)
         )
         return sorted((_row(r) for r in rows), key=lambda r: (r.created_at, r.subscription_id))
@@ -245,34 +248,24 @@ class Subscriptions:
 
     # -- the events: $events and the retries ------------------------------------------
 
-    def record_events(
-        self,
-        counted: list[SubscriptionRow],
-        *,
-        referral_id: UUID,
-        resource_type: str,
-        resource_id: UUID,
-        version_id: int,
-        occurred_at: datetime,
-        at: datetime,
-    ) -> None:
-        """The event each counted subscription numbered (``events_since_start``)."""
-        if not counted:
+    def record_events(self, events: list[SubscriptionEvent], at: datetime) -> None:
+        """The events the subscriptions numbered, kept for ``$events`` and the retries."""
+        if not events:
             return
         self.connection.execute(
             insert(subscription_events),
             [
                 {
-                    "subscription_id": s.subscription_id,
-                    "event_number": s.events_since_start,
-                    "referral_id": referral_id,
-                    "resource_type": resource_type,
-                    "resource_id": resource_id,
-                    "version_id": version_id,
-                    "occurred_at": occurred_at,
+                    "subscription_id": e.subscription_id,
+                    "event_number": e.event_number,
+                    "referral_id": e.referral_id,
+                    "resource_type": e.resource_type,
+                    "resource_id": e.resource_id,
+                    "version_id": e.version_id,
+                    "occurred_at": e.occurred_at,
                     "recorded_at": at,
                 }
-                for s in counted
+                for e in events
             ],
         )
 

@@ -87,6 +87,9 @@ def _communication_announced(message: PendingMessage) -> UUID | None:
     return notice.resource_id if notice.resource_type == "Communication" else None
 
 
+_NOTIFIED_IN = "brug_outbox_notified_in"  # connection.info: the transaction that sent it
+
+
 class Outbox:
     """The outbox through one open connection; the caller owns the transaction."""
 
@@ -111,8 +114,13 @@ class Outbox:
                 for message in messages
             ],
         )
-        # Delivered at commit (and not at all on rollback): the relay wakes at once.
-        self.connection.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
+        # Delivered at commit (and not at all on rollback): the relay wakes at once. Once
+        # per transaction is enough (PostgreSQL folds repeats anyway): a round trip saved
+        # for every further add, as when one transaction records several receipts.
+        transaction = self.connection.get_transaction()
+        if self.connection.info.get(_NOTIFIED_IN) is not transaction:
+            self.connection.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
+            self.connection.info[_NOTIFIED_IN] = transaction
 
     def claim(self, limit: int) -> list[PendingMessage]:
         """The oldest unpublished rows, locked until the caller's transaction ends.

@@ -261,6 +261,7 @@ def _record(
         action="submitted",
         referral_id=new.referral_id,
         detail={"task_id": str(new.task_id), "municipality": new.municipality_code},
+        patient_pseudonym=new.patient_pseudonym,  # known here: no read-back at commit
     )
 
 

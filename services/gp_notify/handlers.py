@@ -18,9 +18,10 @@ first time, in the outbox.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import structlog
@@ -33,6 +34,7 @@ from adapters.ledger.repository import Ledger, Receipt
 from adapters.ledger.subscriptions import SubscriptionEvent, SubscriptionRow, Subscriptions
 from adapters.outbox import Outbox
 from adapters.outbox.messages import receipt_message
+from adapters.runtime.coalescing import Coalescer
 from adapters.runtime.kafka import NEW_GROUP_STARTS_AT, consumer_group, service_router
 from contracts import topics
 from contracts.cloudevents import CloudEvent
@@ -58,6 +60,15 @@ class Notifying:
     endpoints: Endpoints
     gp_organisations: Mapping[str, str]  # which GP organisation (AGB) a client acts for
     backoff: Backoff  # when a failed notification is tried again, and when to give up
+    # Changes for one practice handled at once (other partitions) go out in one transaction.
+    batches: Coalescer[str, GpResourceChanged] = field(init=False)
+
+    def __post_init__(self) -> None:
+        work = partial(notify_batch, self)
+        object.__setattr__(self, "batches", Coalescer(work, limit=BATCH_LIMIT))
+
+
+BATCH_LIMIT = 50  # changes per transaction; more wait for the next
 
 
 def changes_router(notifying: Notifying, *, workers: int) -> KafkaRouter:
@@ -93,106 +104,133 @@ def changes_router(notifying: Notifying, *, workers: int) -> KafkaRouter:
 
 
 async def notify(notifying: Notifying, client_id: str, change: GpResourceChanged) -> None:
-    """Count and keep the event, deliver to every subscription at once (those catching up
-    on earlier failures only queue it), then record outcomes and the receipt, all in one
-    transaction that keeps the subscriptions' rows locked (three round trips to the
-    database whatever the number of subscriptions). A change for the same subscription
-    handled meanwhile waits for the outcome, then goes out after it or queues behind it;
-    a crash before the commit leaves the change uncounted, to be counted again on redelivery.
-    """
+    """Notify ``change`` to the practice's subscriptions; returns once it is recorded (with
+    the changes that came meanwhile for the same practice: ``notify_batch``)."""
     organisation = notifying.gp_organisations.get(client_id)
     if organisation is None:
         log.warning("change for an unknown GP client", client_id=client_id)
         return
+    await notifying.batches.submit(organisation, change)
+
+
+async def notify_batch(
+    notifying: Notifying, organisation: str, changes: list[GpResourceChanged]
+) -> None:
+    """Count and keep the changes, deliver them to every subscription at once (each one's in
+    order, stopping at a failure; those catching up on earlier failures only queue them),
+    then record outcomes and receipts, all in one transaction that keeps the subscriptions'
+    rows locked. A change for the same subscription handled meanwhile by another replica
+    waits for the outcome, then goes out after it or queues behind it; a crash before the
+    commit leaves the changes uncounted, to be counted again on redelivery.
+    """
     now = datetime.now(UTC)
     async with notifying.engine.begin() as connection:
-        counted = await connection.run_sync(_count, organisation, change, now)
+        counted = await connection.run_sync(_count, organisation, changes, now)
         if not counted:
             return
-        direct = [s for s in counted if s.retry_at is None]
-        for subscription in counted:
+        for subscription, _ in counted:
             if subscription.retry_at is not None:
                 log.info(
-                    "event-notification queued behind retries",
+                    "event-notifications queued behind retries",
                     subscription_id=str(subscription.subscription_id),
                     event_number=subscription.events_since_start,
-                    referral_id=str(change.referral_id),
                 )
-        focus = notifying.endpoints.url(change.reference())
-        failures = await asyncio.gather(
-            *(_deliver(notifying.endpoints, s, change, focus) for s in direct)
+        direct = [(s, events) for s, events in counted if s.retry_at is None]
+        outcomes = await asyncio.gather(
+            *(_deliver(notifying.endpoints, s, events) for s, events in direct)
         )
-        receipt = await connection.run_sync(
-            _record_outcomes, notifying.backoff, change, direct, failures, now
+        receipts = await connection.run_sync(
+            _record_outcomes, notifying.backoff, [s for s, _ in direct], outcomes, now
         )
-    for subscription, failure in zip(direct, failures, strict=True):
-        log_outcome(
-            "event-notification",
-            subscription,
-            failure,
-            event_number=subscription.events_since_start,
-            referral_id=str(change.referral_id),
-        )
-    if receipt is not None:
+    for (subscription, _), (delivered, failure) in zip(direct, outcomes, strict=True):
+        for event in delivered:
+            log_outcome(
+                "event-notification",
+                subscription,
+                None,
+                event_number=event.event_number,
+                referral_id=str(event.referral_id),
+            )
+        if failure is not None:
+            log_outcome("event-notification", subscription, failure)
+    for receipt in receipts:
         log.info("receipt queued", referral_id=str(receipt.referral_id), channel="push")
 
 
 def _count(
-    connection: Connection, organisation: str, change: GpResourceChanged, now: datetime
-) -> list[SubscriptionRow]:
+    connection: Connection, organisation: str, changes: list[GpResourceChanged], now: datetime
+) -> list[tuple[SubscriptionRow, list[SubscriptionEvent]]]:
+    """Each counted subscription with the events it numbered, in the changes' order."""
     store = Subscriptions(connection)
-    counted = store.count_event(organisation, now)
-    store.record_events(
-        counted,
+    counted = [
+        (row, [_event(row, number, change) for number, change in _numbered(row, changes)])
+        for row in store.count_event(organisation, now, events=len(changes))
+    ]
+    store.record_events([e for _, events in counted for e in events], now)
+    return counted
+
+
+def _numbered(
+    row: SubscriptionRow, changes: list[GpResourceChanged]
+) -> Iterator[tuple[int, GpResourceChanged]]:
+    first = row.events_since_start - len(changes) + 1
+    return enumerate(changes, start=first)
+
+
+def _event(row: SubscriptionRow, number: int, change: GpResourceChanged) -> SubscriptionEvent:
+    return SubscriptionEvent(
+        subscription_id=row.subscription_id,
+        event_number=number,
         referral_id=change.referral_id,
         resource_type=change.resource_type,
         resource_id=change.resource_id,
         version_id=change.version_id,
         occurred_at=change.changed_at,
-        at=now,
+        delivered_at=None,
     )
-    return counted
 
 
 async def _deliver(
-    endpoints: Endpoints, subscription: SubscriptionRow, change: GpResourceChanged, focus: str
-) -> str | None:
-    number = subscription.events_since_start
-    event = NotificationEvent(number=number, timestamp=change.changed_at, focus=focus)
-    body = endpoints.bundle(subscription, "active", "event-notification", number, event)
-    return await endpoints.post(subscription, body)
+    endpoints: Endpoints, subscription: SubscriptionRow, events: list[SubscriptionEvent]
+) -> tuple[list[SubscriptionEvent], str | None]:
+    """POST the events one notification each, in order; what was taken, and why not the
+    rest (None: all were)."""
+    delivered: list[SubscriptionEvent] = []
+    for event in events:
+        notice = NotificationEvent(
+            number=event.event_number,
+            timestamp=event.occurred_at,
+            focus=endpoints.url(event.reference()),
+        )
+        body = endpoints.bundle(
+            subscription, "active", "event-notification", event.event_number, notice
+        )
+        if (failure := await endpoints.post(subscription, body)) is not None:
+            return delivered, failure
+        delivered.append(event)
+    return delivered, None
 
 
 def _record_outcomes(
     connection: Connection,
     backoff: Backoff,
-    change: GpResourceChanged,
     direct: list[SubscriptionRow],
-    failures: list[str | None],
+    outcomes: list[tuple[list[SubscriptionEvent], str | None]],
     now: datetime,
-) -> Receipt | None:
-    """Each subscription's outcome (delivered, or retried later), the audit trail, and — if
-    any endpoint took it — the receipt (first time only)."""
+) -> list[Receipt]:
+    """Each delivered event (stamped, audited, and the first time a receipt); a subscription
+    that failed is retried later, its events not taken queued for that."""
     store = Subscriptions(connection)
-    receipt = None
-    for subscription, failure in zip(direct, failures, strict=True):
+    receipts = []
+    for subscription, (delivered, failure) in zip(direct, outcomes, strict=True):
+        for event in delivered:
+            if (receipt := record_delivery(connection, event, now)) is not None:
+                receipts.append(receipt)
         if failure is not None:
             store.retry_later(
                 subscription.subscription_id, failure, now, backoff.next_attempt(now, 1)
             )
-            continue
-        event = SubscriptionEvent(
-            subscription_id=subscription.subscription_id,
-            event_number=subscription.events_since_start,
-            referral_id=change.referral_id,
-            resource_type=change.resource_type,
-            resource_id=change.resource_id,
-            version_id=change.version_id,
-            occurred_at=change.changed_at,
-            delivered_at=None,
-        )
-        receipt = record_delivery(connection, event, now) or receipt
-    return receipt
+    return receipts
 
 
 def record_delivery(

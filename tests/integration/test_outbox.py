@@ -9,9 +9,10 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import psycopg
 import pytest
 from faststream.kafka import KafkaBroker
-from sqlalchemy import select, text
+from sqlalchemy import event, make_url, select, text
 
 from adapters.database import make_async_engine, make_engine
 from adapters.kafka_admin import TopicSpec, ensure_topics
@@ -19,6 +20,7 @@ from adapters.kafka_security import KafkaCredentials
 from adapters.ledger.tables import outbox
 from adapters.outbox import Outbox, OutboxMessage
 from adapters.outbox.relay import OutboxRelay, broker_sender
+from adapters.outbox.store import NOTIFY_CHANNEL
 from tests.helpers import collect_by_key, records_with_key
 
 pytestmark = pytest.mark.integration
@@ -172,3 +174,27 @@ async def test_an_event_kafka_will_not_take_is_parked_and_holds_nothing_up(
         engine.dispose()
     assert row.published_at is None and row.parked_at is not None and row.parked_reason
     assert left == 0, "nothing waits behind it"
+
+
+def test_each_transaction_wakes_the_relay_once_however_many_rows_it_adds(
+    own_database: str, topic: str
+) -> None:
+    """One NOTIFY per transaction, not per ``add``; a later transaction on the same pooled
+    connection sends its own."""
+    dsn = make_url(own_database).set(drivername="postgresql").render_as_string(False)
+    engine = make_engine(own_database)
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    try:
+        with psycopg.connect(dsn, autocommit=True) as listener:
+            listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
+            with engine.connect() as connection:
+                for round_ in range(2):
+                    with connection.begin():
+                        for n in range(3):
+                            Outbox(connection).add(_message(topic, f"once-{round_}", n))
+            woken = list(listener.notifies(timeout=5, stop_after=2))
+    finally:
+        engine.dispose()
+    assert len(woken) == 2, "one wake-up per committed transaction"
+    assert sum(s.startswith("NOTIFY") for s in statements) == 2

@@ -30,7 +30,7 @@ from sqlalchemy import Engine
 from adapters.fhir.resources import action_task_resource, communication_resource
 from adapters.fhir.subscriptions import NotificationEvent, notification_bundle
 from adapters.ledger.repository import CommunicationRow, ReferralRow
-from adapters.ledger.subscriptions import Subscriptions
+from adapters.ledger.subscriptions import SubscriptionEvent, Subscriptions
 from contracts.codes import ReferralStatus
 from contracts.events.status import PositiveHealthDimension
 from contracts.fhir_systems import BACKPORT_PAYLOAD_CONTENT, REFERRAL_FEEDBACK_TOPIC
@@ -83,13 +83,21 @@ def _two_events(engine: Engine, subscription_id: str, task_id: str, referral_id:
         for version in (2, 3):
             counted = store.count_event(row.organisation, now)
             store.record_events(
-                [s for s in counted if str(s.subscription_id) == subscription_id],
-                referral_id=uuid.UUID(referral_id),
-                resource_type="Task",
-                resource_id=uuid.UUID(task_id),
-                version_id=version,
-                occurred_at=now,
-                at=now,
+                [
+                    SubscriptionEvent(
+                        subscription_id=s.subscription_id,
+                        event_number=s.events_since_start,
+                        referral_id=uuid.UUID(referral_id),
+                        resource_type="Task",
+                        resource_id=uuid.UUID(task_id),
+                        version_id=version,
+                        occurred_at=now,
+                        delivered_at=None,
+                    )
+                    for s in counted
+                    if str(s.subscription_id) == subscription_id
+                ],
+                now,
             )
 
 

@@ -308,13 +308,15 @@ async def test_an_endpoint_failing_for_24_hours_puts_its_subscription_in_error(
 
 
 class RecoveringEndpoint(Endpoint):
-    """Down for the first POST, which it holds until ``answer_first`` (then 503); every
-    later POST is answered 200: the endpoint came back while the first was being tried."""
+    """Down for the first POST, which it holds until ``answer_first`` (then
+    ``first_status``, 503); every later POST is answered 200: the endpoint came back while
+    the first was being tried."""
 
     def __init__(self, url: str) -> None:
         super().__init__(url)
         self.first_held = threading.Event()
         self.answer_first = threading.Event()
+        self.first_status = 503
 
 
 @pytest.fixture
@@ -329,7 +331,7 @@ def recovering() -> Iterator[RecoveringEndpoint]:
             if first:
                 state.first_held.set()
                 state.answer_first.wait(timeout=10)
-            self.send_response(503 if first else 200)
+            self.send_response(state.first_status if first else 200)
             self.send_header("Content-Length", "0")
             self.end_headers()
 
@@ -391,10 +393,15 @@ async def test_a_later_change_waits_while_an_earlier_one_is_tried_so_they_arrive
     earlier = asyncio.create_task(deliver(notifying, gp.client_id, _change_of(first)))
     await asyncio.to_thread(recovering.first_held.wait, 10)  # event 1 is being tried
     later = asyncio.create_task(deliver(notifying, gp.client_id, _change_of(second)))
-    # Event 2 is either POSTed (the defect) or waits for event 1's outcome (the fix).
+    # Event 2 is either POSTed (the defect) or waits for event 1's outcome (the fix): in
+    # this process queued for the next batch, from another replica on the row lock.
     await asyncio.to_thread(
         eventually,
-        lambda: len(recovering.posts) > 1 or _waiting_on_a_lock(ledger_engine),
+        lambda: (
+            len(recovering.posts) > 1
+            or notifying.batches.waiting(gp.organisation) > 0
+            or _waiting_on_a_lock(ledger_engine)
+        ),
         "the second change sent or waiting",
         10,
     )
@@ -413,3 +420,45 @@ async def test_a_later_change_waits_while_an_earlier_one_is_tried_so_they_arrive
         None,
         2,
     )
+
+
+async def test_changes_arriving_while_one_is_sent_go_out_next_in_one_transaction_each_on_its_own(
+    notify: GpNotify, ledger_engine: Engine, gp: Client, recovering: RecoveringEndpoint
+) -> None:
+    """Other partitions' changes for the practice, handled while the first is being POSTed,
+    are counted, sent and recorded together next: one notification each, numbered in the
+    order they came, each a receipt; every handler returns once its own change is done."""
+    recovering.first_status = 200
+    rows = [
+        accepted_referral(ledger_engine, client_id=gp.client_id, requester_agb=gp.organisation)
+        for _ in range(4)
+    ]
+    subscription_id = active_subscription(ledger_engine, gp, recovering)
+    notifying = Notifying(
+        engine=notify.engine,
+        endpoints=notify.endpoints,
+        gp_organisations={gp.client_id: gp.organisation},
+        backoff=Backoff(base_seconds=30.0, cap_seconds=3600.0, give_up_after_seconds=DAY),
+    )
+
+    first = asyncio.create_task(deliver(notifying, gp.client_id, _change_of(rows[0])))
+    await asyncio.to_thread(recovering.first_held.wait, 10)
+    later = [
+        asyncio.create_task(deliver(notifying, gp.client_id, _change_of(row))) for row in rows[1:]
+    ]
+    await asyncio.to_thread(
+        eventually,
+        lambda: notifying.batches.waiting(gp.organisation) == 3,
+        "the later changes queued for the next batch",
+        10,
+    )
+    assert not any(task.done() for task in later)
+    recovering.answer_first.set()
+    await asyncio.gather(first, *later)
+
+    assert _event_numbers(recovering.posts) == [1, 2, 3, 4]
+    focuses = [bundle["entry"][1]["fullUrl"] for _, bundle in recovering.posts]
+    assert focuses == [f"{FHIR_BASE}/Task/{row.task_id}" for row in rows]
+    assert _subscription(ledger_engine, gp, subscription_id).events_since_start == 4
+    for row in rows:
+        assert len(_receipts(ledger_engine, row.referral_id)) == 1
