@@ -56,7 +56,11 @@ class OutboxRelay:
     poll_seconds: float = 1.0
     confirm_timeout_seconds: float = 30.0
     single_timeout_seconds: float = 5.0  # one record, after a batch failed
+    # How long Kafka must refuse one record while taking others before it is parked: a
+    # partition still recovering after a broker restart refuses for a while, then takes it.
+    park_after: timedelta = timedelta(minutes=2)
     keep_published: timedelta = timedelta(hours=1)
+    _refused_since: dict[int, datetime] = field(default_factory=dict)
     _news: asyncio.Event = field(default_factory=asyncio.Event)
     _last_purge: datetime = field(default_factory=lambda: datetime.min.replace(tzinfo=UTC))
 
@@ -96,16 +100,12 @@ class OutboxRelay:
                 OLDEST_PENDING.set(0)
                 return 0
             OLDEST_PENDING.set((datetime.now(UTC) - pending[0].created_at).total_seconds())
-            try:
-                await asyncio.wait_for(self._send_all(pending), self.confirm_timeout_seconds)
-                published, parked = pending, list[tuple[PendingMessage, str]]()
-            except Exception:  # Kafka away, or one record it will never take
-                published, parked = await self._one_by_one(pending)
+            published, parked = await self._send_batch(pending)
             now = datetime.now(UTC)
             await connection.run_sync(lambda c: Outbox(c).mark_published(published, now))
             await connection.run_sync(lambda c: Outbox(c).park(parked, now))
-        if len(pending) < self.batch_size:
-            OLDEST_PENDING.set(0)  # it claimed all there was
+        if len(pending) < self.batch_size and len(published) + len(parked) == len(pending):
+            OLDEST_PENDING.set(0)  # it claimed all there was, and nothing waits
         for message in published:
             PUBLISHED.labels(type=message.event_type).inc()
         for message, reason in parked:
@@ -113,13 +113,26 @@ class OutboxRelay:
             log.error("outbox event parked", outbox_id=message.id, reason=reason)
         return len(published) + len(parked)
 
+    async def _send_batch(
+        self, pending: list[PendingMessage]
+    ) -> tuple[list[PendingMessage], list[tuple[PendingMessage, str]]]:
+        """What Kafka took, and what it refused long enough to be parked."""
+        if not any(message.id in self._refused_since for message in pending):
+            # Failing, Kafka is away or refuses one record: the records one by one tell which.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._send_all(pending), self.confirm_timeout_seconds)
+                return pending, []
+        return await self._one_by_one(pending)
+
     async def _one_by_one(
         self, pending: list[PendingMessage]
     ) -> tuple[list[PendingMessage], list[tuple[PendingMessage, str]]]:
-        """After a failed batch: each record alone. One that fails while others go through
-        is a record Kafka will not take (a topic that does not exist or may not be written):
-        it is parked, so it cannot hold up every event behind it. Later events of its key
-        wait for the next batch. If none goes through, Kafka is away: raise, park nothing."""
+        """Each record alone. One that fails while others go through is a record Kafka
+        will not take (a topic that does not exist or may not be written); once it has been
+        refused like that for ``park_after`` it is parked, so it cannot hold up its key for
+        ever. Until then it stays pending, and later events of its key wait behind it. If
+        none goes through, Kafka is away: raise, judge nothing."""
+        started = datetime.now(UTC)
         published: list[PendingMessage] = []
         failed: list[tuple[PendingMessage, str]] = []
         stuck_keys: set[str] = set()
@@ -129,12 +142,25 @@ class OutboxRelay:
             try:
                 await asyncio.wait_for(self._send_and_confirm(message), self.single_timeout_seconds)
                 published.append(message)
+                self._refused_since.pop(message.id, None)
             except Exception as error:
                 failed.append((message, type(error).__name__))
                 stuck_keys.add(message.key)
         if not published:
             raise RuntimeError(f"Kafka took none of {len(pending)} outbox events")
-        return published, failed
+        return published, self._refused_long_enough(failed, started)
+
+    def _refused_long_enough(
+        self, failed: list[tuple[PendingMessage, str]], now: datetime
+    ) -> list[tuple[PendingMessage, str]]:
+        for message, _ in failed:
+            self._refused_since.setdefault(message.id, now)
+        parked = [
+            (m, why) for m, why in failed if now - self._refused_since[m.id] >= self.park_after
+        ]
+        for message, _ in parked:
+            del self._refused_since[message.id]
+        return parked
 
     async def _send_all(self, pending: list[PendingMessage]) -> None:
         # Under the one timeout too: a send waits for its topic's metadata first, which

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import psycopg
@@ -21,7 +22,7 @@ from adapters.ledger.tables import outbox
 from adapters.outbox import Outbox, OutboxMessage
 from adapters.outbox.relay import OutboxRelay, broker_sender
 from adapters.outbox.store import NOTIFY_CHANNEL
-from tests.helpers import collect_by_key, records_with_key
+from tests.helpers import collect_by_key, eventually, records_with_key
 
 pytestmark = pytest.mark.integration
 
@@ -150,30 +151,86 @@ async def test_two_relays_side_by_side_publish_each_event_once_and_in_order(
     assert found == {key: [f"{key}:{n}" for n in range(30)] for key in keys}
 
 
-async def test_an_event_kafka_will_not_take_is_parked_and_holds_nothing_up(
+async def test_an_event_kafka_refuses_while_taking_others_is_parked_and_holds_nothing_up(
     own_database: str, kafka_bootstrap: str, broker: KafkaBroker, topic: str
 ) -> None:
     # A topic nobody created (the broker does not create topics on demand).
     nowhere = f"brug.test.missing.{uuid.uuid4().hex[:8]}.v1"
     stuck = _message(nowhere, "stuck", 0)
     keys = [str(uuid.uuid4()) for _ in range(3)]
-    behind = [_message(topic, key, n) for n in range(3) for key in keys]
-    await _write(own_database, [stuck, *behind], commit=True)
+    first = [_message(topic, key, n) for n in range(3) for key in keys]
+    later = [_message(topic, key, n) for n in range(3, 6) for key in keys]
+    await _write(own_database, [stuck, *first], commit=True)
 
-    relay = _relay(own_database, broker, confirm_timeout_seconds=3, single_timeout_seconds=2)
+    relay = _relay(
+        own_database,
+        broker,
+        confirm_timeout_seconds=3,
+        single_timeout_seconds=2,
+        park_after=timedelta(seconds=1),
+    )
     async with running(relay):
         found = await _collect(kafka_bootstrap, topic, set(keys))
+        assert found == {key: [f"{key}:{n}" for n in range(3)] for key in keys}
+        assert await _stuck_rows(own_database, nowhere) == [(None, None)], (
+            "refused once, while a broker restart could still explain it: kept pending"
+        )
+        await _write(own_database, later, commit=True)  # Kafka takes these, refuses it again
+        parked = await asyncio.to_thread(
+            eventually,
+            lambda: _parked_rows(own_database, nowhere),
+            "the refused event is parked",
+            60,
+        )
+        found = await _collect(kafka_bootstrap, topic, set(keys))  # the round that parked it
 
-    assert found == {key: [f"{key}:{n}" for n in range(3)] for key in keys}
-    engine = make_engine(own_database)
+    assert found == {key: [f"{key}:{n}" for n in range(6)] for key in keys}
+    assert len(parked) == 1 and parked[0][0], "parked with the reason Kafka gave"
+    assert await _pending_count(own_database) == 0, "nothing waits behind it"
+
+
+async def _pending_count(database_url: str) -> int:
+    def count() -> int:
+        engine = make_engine(database_url)
+        try:
+            with engine.connect() as connection:
+                return Outbox(connection).pending_count()
+        finally:
+            engine.dispose()
+
+    return await asyncio.to_thread(count)
+
+
+async def _stuck_rows(database_url: str, topic: str) -> list[tuple[object, object]]:
+    return await asyncio.to_thread(_rows, database_url, topic)
+
+
+def _rows(database_url: str, topic: str) -> list[tuple[object, object]]:
+    engine = make_engine(database_url)
     try:
         with engine.connect() as connection:
-            row = connection.execute(select(outbox).where(outbox.c.topic == nowhere)).one()
-            left = Outbox(connection).pending_count()
+            rows = connection.execute(
+                select(outbox.c.published_at, outbox.c.parked_at)
+                .where(outbox.c.topic == topic)
+                .order_by(outbox.c.id)
+            )
+            return [tuple(row) for row in rows]
     finally:
         engine.dispose()
-    assert row.published_at is None and row.parked_at is not None and row.parked_reason
-    assert left == 0, "nothing waits behind it"
+
+
+def _parked_rows(database_url: str, topic: str) -> list[tuple[str | None]]:
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                select(outbox.c.parked_reason).where(
+                    (outbox.c.topic == topic) & outbox.c.parked_at.is_not(None)
+                )
+            )
+            return [tuple(row) for row in rows]
+    finally:
+        engine.dispose()
 
 
 def test_each_transaction_wakes_the_relay_once_however_many_rows_it_adds(
