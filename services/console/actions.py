@@ -293,7 +293,8 @@ def _audit_replay(
     note: str,
     outcome: str,
 ) -> None:
-    _audit(connection, actor, action, letter.referral_id, letter.dead_letter_id, note, outcome)
+    subject = letter.dead_letter_id
+    audit_action(connection, actor, action, letter.referral_id, subject, note, outcome)
 
 
 def discard_dead_letter(
@@ -307,30 +308,6 @@ def discard_dead_letter(
     return ActionResult("discarded", letter.referral_id)
 
 
-def requeue_delivery(engine: Engine, event_id: str, *, actor: str, note: str) -> ActionResult:
-    with engine.begin() as connection:
-        operations = Operations(connection)
-        delivery = operations.parked_delivery(event_id)
-        if delivery is None:
-            raise ActionRefused("no parked webhook delivery with that id")
-        _check_referral(connection, delivery.referral_id)
-        operations.requeue_delivery(event_id, datetime.now(UTC))
-        _audit(connection, actor, "requeued-delivery", delivery.referral_id, event_id, note)
-    return ActionResult("requeued: the webhook is tried again now", delivery.referral_id)
-
-
-def discard_delivery(engine: Engine, event_id: str, *, actor: str, note: str) -> ActionResult:
-    if not note.strip():
-        raise ActionRefused("say why it is discarded: a note is required")
-    with engine.begin() as connection:
-        operations = Operations(connection)
-        delivery = operations.parked_delivery(event_id)
-        if delivery is None or not operations.discard_delivery(event_id, datetime.now(UTC)):
-            raise ActionRefused("no parked webhook delivery with that id")
-        _audit(connection, actor, "discarded-delivery", delivery.referral_id, event_id, note)
-    return ActionResult("discarded", delivery.referral_id)
-
-
 def _parked_letter(connection: Connection, dead_letter_id: str) -> DeadLetterRow:
     """The letter locked, if an operator may act on it (parked, or a stale claim)."""
     letter = Operations(connection).dead_letter(dead_letter_id, for_update=True)
@@ -342,7 +319,8 @@ def _parked_letter(connection: Connection, dead_letter_id: str) -> DeadLetterRow
     return letter
 
 
-def _check_referral(connection: Connection, referral_id: uuid.UUID | None) -> None:
+def check_referral(connection: Connection, referral_id: uuid.UUID | None) -> None:
+    """Refuse (``ActionRefused``) when the referral may no longer be acted on."""
     if referral_id is None:
         return
     ledger = Ledger(connection)
@@ -382,10 +360,10 @@ def _resolve(
         letter.dead_letter_id, state, by=actor, note=note, at=datetime.now(UTC)
     )
     action = "replayed-dead-letter" if state == "replayed" else "discarded-dead-letter"
-    _audit(connection, actor, action, letter.referral_id, letter.dead_letter_id, note, what)
+    audit_action(connection, actor, action, letter.referral_id, letter.dead_letter_id, note, what)
 
 
-def _audit(
+def audit_action(
     connection: Connection,
     actor: str,
     action: str,

@@ -19,7 +19,8 @@ from adapters.ledger.webhooks import WebhookQueue
 from adapters.sealing import DEV_DEAD_LETTER_KEYS, Sealer
 from contracts.codes import ReferralStatus
 from contracts.events.deadletter import DeadLetter
-from services.console.actions import ActionRefused, discard_dead_letter, requeue_delivery
+from services.console.actions import ActionRefused, discard_dead_letter
+from services.console.delivery_actions import requeue_delivery
 from tests.conftest import database_of_its_own
 from tests.integration.test_ledger import _intake
 

@@ -20,7 +20,7 @@ from sqlalchemy import Connection
 from adapters.ledger.operations import Operations, original_of
 from adapters.sealing import SealError
 from domain.dead_letters import REASONS, REPLAYING, WindowRefused, replay_window
-from services.console import SERVICE, actions
+from services.console import SERVICE, actions, delivery_actions
 from services.console.auth import Forbidden, check_csrf
 from services.console.web import Console, ConsoleDep, audit, done
 
@@ -192,8 +192,8 @@ def _dead_letter_actions(console: Console) -> dict[str, Action]:
 
 def _delivery_actions(console: Console) -> dict[str, Action]:
     return {
-        "requeue": partial(actions.requeue_delivery, console.sync_engine),
-        "discard": partial(actions.discard_delivery, console.sync_engine),
+        "requeue": partial(delivery_actions.requeue_delivery, console.sync_engine),
+        "discard": partial(delivery_actions.discard_delivery, console.sync_engine),
     }
 
 
