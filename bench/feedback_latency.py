@@ -43,6 +43,7 @@ from bench.referral_path import (
     Figures,
     _http,
     _open_loop,
+    add_replicas_option,
     baseline_latency,
     kafka_options,
     run_benchmark,
@@ -288,6 +289,7 @@ def main() -> None:
     )
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--profile", type=Path, default=None, help="folder for flame graphs")
+    add_replicas_option(parser)
     services = ("fhir_gateway", "router", "relay", "feedback", "gp_notify")
     run_benchmark(services, measure, report, parser.parse_args())
 

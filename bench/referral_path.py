@@ -302,9 +302,10 @@ def kafka_options() -> dict[str, Any]:
     return KafkaCredentials().aiokafka()
 
 
-def bench_stack(services: tuple[str, ...]) -> DevStack:
+def bench_stack(services: tuple[str, ...], replicas: int = 1) -> DevStack:
     """Kafka, PostgreSQL (or KAFKA_BOOTSTRAP_SERVERS / BRUG_DATABASE_URL) and ``services``
-    on free ports in a throw-away folder; no simulated case systems."""
+    (``replicas`` instances of each, the HTTP edges sharing their port) on free ports in a
+    throw-away folder; no simulated case systems."""
     state_dir = Path(tempfile.mkdtemp(prefix="brug-bench-"))
     state_dir.chmod(0o755)
     return DevStack(
@@ -319,6 +320,7 @@ def bench_stack(services: tuple[str, ...]) -> DevStack:
             metrics_ports={name: free_port() for name in SERVICES},
             external_kafka=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"),
             external_database=os.environ.get("BRUG_DATABASE_URL"),
+            replicas=replicas,
         ),
         services=services,
         simulated_organisations=(),
@@ -338,14 +340,24 @@ def main() -> None:
         default=None,
         help="folder for py-spy flame graphs of the FHIR edge and the router (throughput window)",
     )
+    add_replicas_option(parser)
     run_benchmark(("fhir_gateway", "router", "relay"), measure, report, parser.parse_args())
+
+
+def add_replicas_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        help="instances of every service (the HTTP edges share their port by SO_REUSEPORT)",
+    )
 
 
 def run_benchmark(
     services: tuple[str, ...], measure: Any, report: Any, options: argparse.Namespace
 ) -> None:
     """Start the stack, create the baseline topic, measure, print the report, stop."""
-    stack = bench_stack(services)
+    stack = bench_stack(services, options.replicas)
     try:
         stack.up()
         # The load generator and the baseline connect as the stack's super user (its own
