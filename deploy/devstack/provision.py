@@ -3,9 +3,14 @@ topics, and (on a cluster that authenticates) the ACLs of every principal."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import sys
+import time
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
+from typing import TypeVar
+
+from kafka.errors import KafkaError
 
 from adapters.clients import ClientKind, load_clients
 from adapters.database import migrate
@@ -14,6 +19,8 @@ from adapters.kafka_acls import acl_plan, apply_acls
 from adapters.kafka_admin import TopicSpec, ensure_topics
 from adapters.kafka_security import KafkaCredentials
 from contracts.topics import all_topics
+
+T = TypeVar("T")
 
 
 def create_topics(
@@ -54,3 +61,24 @@ def provision(
         changes = apply_acls(bootstrap_servers, acl_plan(load_clients(clients_path)), credentials)
         summary += f"; ACLs added {len(changes.added)}, removed {len(changes.removed)}"
     return summary
+
+
+def retry_while_kafka_starts(
+    action: Callable[[], T],
+    *,
+    within_seconds: float = 90.0,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """``action``, tried again while Kafka answers with a retriable error. A broker restarted
+    after a crash answers metadata requests before it serves admin requests (it is still
+    recovering its logs), and those time out for a while; any other error is raised at once."""
+    deadline = clock() + within_seconds
+    while True:
+        try:
+            return action()
+        except KafkaError as error:
+            if not error.retriable or clock() >= deadline:
+                raise
+            print(f"brug: Kafka not ready for admin requests ({error}); retrying", file=sys.stderr)
+            sleep(1.0)
