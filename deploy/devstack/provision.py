@@ -7,6 +7,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -51,14 +52,22 @@ def provision(
     retention: Mapping[str, timedelta] | None = None,
 ) -> str:
     """Migrate the database, create the topics and, when the cluster authenticates (the
-    credentials are its super user's), make its ACLs the plan's; idempotent. Returns a
+    credentials are its super user's), make its ACLs the plan's; idempotent, and the Kafka
+    steps tried again while a (re)starting broker refuses admin requests. Returns a
     one-line summary."""
     credentials = credentials or KafkaCredentials()
     revision = migrate(database_url)
-    created = create_topics(bootstrap_servers, directory_path, clients_path, credentials, retention)
+    created = retry_while_kafka_starts(
+        partial(
+            create_topics, bootstrap_servers, directory_path, clients_path, credentials, retention
+        )
+    )
     summary = f"schema at {revision}; topics created: {', '.join(created) or 'none needed'}"
     if credentials.authenticates:
-        changes = apply_acls(bootstrap_servers, acl_plan(load_clients(clients_path)), credentials)
+        plan = acl_plan(load_clients(clients_path))
+        changes = retry_while_kafka_starts(
+            partial(apply_acls, bootstrap_servers, plan, credentials)
+        )
         summary += f"; ACLs added {len(changes.added)}, removed {len(changes.removed)}"
     return summary
 

@@ -47,7 +47,7 @@ from deploy.devstack.processes import (
     stop_all,
     wait_until_ports_free,
 )
-from deploy.devstack.provision import provision, retry_while_kafka_starts
+from deploy.devstack.provision import provision
 
 SERVICE_READY_MARKER = READY_LOG_LINE
 # Before starting a service, how long to wait for its ports to come free: longer than the
@@ -184,14 +184,12 @@ class DevStack:
         (self.config.state_dir / LAYOUT_FILE).write_text(
             json.dumps({"brokers": self.config.brokers, "replicas": self.config.replicas})
         )
-        retry_while_kafka_starts(
-            lambda: provision(
-                self.bootstrap_servers,
-                self.database_url,
-                self.config.directory_path,
-                self.config.clients_path,
-                self.admin_credentials,
-            )
+        provision(
+            self.bootstrap_servers,
+            self.database_url,
+            self.config.directory_path,
+            self.config.clients_path,
+            self.admin_credentials,
         )
         self._write_connection_file()
 
